@@ -1,0 +1,69 @@
+# modelops developer entry points. Every target installs what it needs by itself:
+# the virtualenv and Python packages, and the Go-built cluster binaries (cached by
+# version under $(MODELOPS_CACHE), outside the clone).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MODELOPS_CACHE ?= $(HOME)/.cache/modelops
+include hack/versions.env
+BIN := $(MODELOPS_CACHE)/bin/$(KUBE_VERSION)
+HELM := $(BIN)/helm
+KUBECTL := $(BIN)/kubectl
+KUBECONFIG_PATH = $(shell hack/cluster.sh kubeconfig)
+PYTEST_ARGS ?=
+
+.PHONY: help venv binaries cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[operator,services,dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create the virtualenv with every Python dependency
+
+binaries: ## Build the cluster binaries (apiserver, etcd, kwok, helm, ...) if missing
+	hack/build-binaries.sh
+
+cluster-up: binaries ## Start the local cluster (etcd, apiserver, controller-manager, scheduler, kwok)
+	hack/cluster.sh up
+	@echo "export KUBECONFIG=$$(hack/cluster.sh kubeconfig)"
+
+cluster-down: ## Stop and remove the local cluster
+	hack/cluster.sh down
+
+manifests: binaries ## Re-render manifests/operator.yaml from the Helm chart
+	manifests/render.sh $(HELM) > manifests/operator.yaml
+
+lint: binaries ## helm lint, and check that manifests/ matches the chart
+	$(HELM) lint --strict charts/modelops
+	diff -u manifests/operator.yaml <(manifests/render.sh $(HELM))
+
+test: venv binaries ## Run the whole test suite (unit, then integration on the local cluster)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: venv ## Unit tests only (no cluster)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: venv binaries cluster-up ## The local cluster, the chart, an example ModelDeployment, kubectl get md
+	@export KUBECONFIG="$(KUBECONFIG_PATH)"; \
+	echo "== installing the modelops chart"; \
+	$(HELM) upgrade --install modelops charts/modelops --namespace modelops --create-namespace --wait --timeout 3m; \
+	$(KUBECTL) create namespace ml --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null; \
+	echo "== applying manifests/examples/canary.yaml"; \
+	$(KUBECTL) apply -n ml -f manifests/examples/canary.yaml; \
+	echo "== kubectl get md -n ml"; \
+	$(KUBECTL) get md -n ml -o wide
+
+bench: venv ## Run the benchmarks; results go to bench/results/
+	@ls bench/*/__main__.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+
+clean: ## Remove the virtualenv (the binary cache stays)
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,24 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"
+
+
+@pytest.fixture(scope="session")
+def tools():
+    """Directory of the Go-built binaries (helm, kubectl, ...), built if missing."""
+    subprocess.run([str(ROOT / "hack/build-binaries.sh")], check=True, capture_output=True)
+    out = subprocess.run(["bash", "-c", f"source {ROOT}/hack/lib.sh && echo $BIN_DIR"],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def crd(cluster):
+    """The ModelDeployment CRD, installed and established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io", "--timeout=60s")
+    return "modeldeployments.modelops.io"

@@ -1,0 +1,100 @@
+"""The Helm chart lints clean, renders least-privilege RBAC and a restricted pod,
+validates its values, and manifests/ is exactly what it renders."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts/modelops"
+
+
+def helm(tools, *args, check=True):
+    return subprocess.run([str(tools / "helm"), *args], capture_output=True, text=True, check=check)
+
+
+def render(tools, *args):
+    out = helm(tools, "template", "modelops", str(CHART), "--namespace", "modelops", *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_kind(objs, kind):
+    return [o for o in objs if o["kind"] == kind]
+
+
+def test_helm_lint_is_clean(tools):
+    result = helm(tools, "lint", "--strict", str(CHART), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
+
+
+def test_manifests_are_the_rendered_chart(tools):
+    rendered = subprocess.run([str(ROOT / "manifests/render.sh"), str(tools / "helm")],
+                              capture_output=True, text=True, check=True).stdout
+    assert (ROOT / "manifests/operator.yaml").read_text() == rendered, "run `make manifests`"
+
+
+def test_operator_pod_is_restricted(tools):
+    (deploy,) = by_kind(render(tools), "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"]["memory"]
+    assert "--all-namespaces" in container["args"]
+
+
+def test_rbac_is_enumerated(tools):
+    objs = render(tools)
+    roles = by_kind(objs, "ClusterRole") + by_kind(objs, "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], f"{role['metadata']['name']}: wildcard in {key}"
+            assert not rule.get("nonResourceURLs")
+    granted = {(g, r, v) for role in roles for rule in role["rules"]
+               for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert ("modelops.io", "modeldeployments/status", "patch") in granted
+    assert ("", "secrets", "get") not in granted
+    assert not any(r == "pods" and v in {"create", "delete"} for _, r, v in granted)
+
+
+def test_watch_namespaces_binds_per_namespace(tools):
+    objs = render(tools, "--set", "watchNamespaces={ml,fraud}")
+    bindings = by_kind(objs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["fraud", "ml"]
+    # Only the read-only discovery role stays cluster-wide.
+    assert [b["roleRef"]["name"] for b in by_kind(objs, "ClusterRoleBinding")] == ["modelops-operator-discovery"]
+    (deploy,) = by_kind(objs, "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=ml" in args and "--namespace=fraud" in args and "--all-namespaces" not in args
+
+
+def test_optional_service_monitor_and_dashboard(tools):
+    assert not by_kind(render(tools), "ServiceMonitor")
+    objs = render(tools, "--set", "serviceMonitor.enabled=true", "--set", "dashboard.enabled=true")
+    (monitor,) = by_kind(objs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "monitor"
+    dashboards = [c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("dashboard")]
+    assert dashboards and '"panels"' in dashboards[0]["data"]["modelops.json"]
+
+
+@pytest.mark.parametrize("setting,field", [
+    ("logLevel=verbose", "logLevel"),
+    ("watchNamespaces={Bad_NS}", "watchNamespaces"),
+    ("prometheus.url=prometheus:9090", "prometheus.url"),
+    ("image.pullPolicy=Sometimes", "image.pullPolicy"),
+    ("replicas=3", "replicas"),
+])
+def test_values_schema_rejects_bad_values(tools, setting, field):
+    result = helm(tools, "template", "modelops", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert field.split(".")[-1] in result.stderr, result.stderr

@@ -1,0 +1,139 @@
+"""The chart's ServiceAccount can do what the operator needs, and nothing more.
+
+Every check is made with the ServiceAccount's own token against the real API
+server's RBAC authorizer: real requests where they are cheap, and
+SelfSubjectAccessReviews (kubectl auth can-i) for the rest of the matrix."""
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.cluster
+
+CHART = str(Path(__file__).resolve().parents[2] / "charts/modelops")
+RELEASE = "modelops-rbac"
+SA = f"{RELEASE}-operator"
+
+NEEDED = [  # (verb, resource, where): what the operator does
+    ("get", "modeldeployments.modelops.io", "ns"),
+    ("list", "modeldeployments.modelops.io", "all"),
+    ("watch", "modeldeployments.modelops.io", "all"),
+    ("patch", "modeldeployments.modelops.io", "ns"),
+    ("patch", "modeldeployments.modelops.io/status", "ns"),
+    ("update", "modeldeployments.modelops.io/status", "ns"),
+    ("create", "deployments.apps", "ns"),
+    ("patch", "deployments.apps", "ns"),
+    ("delete", "deployments.apps", "ns"),
+    ("watch", "deployments.apps", "all"),
+    ("create", "services", "ns"),
+    ("patch", "services", "ns"),
+    ("create", "configmaps", "ns"),
+    ("create", "httproutes.gateway.networking.k8s.io", "ns"),
+    ("patch", "httproutes.gateway.networking.k8s.io", "ns"),
+    ("list", "pods", "all"),
+    ("get", "pods/proxy", "ns"),
+    ("create", "events", "ns"),
+    ("create", "events.events.k8s.io", "ns"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
+    ("watch", "namespaces", "cluster"),
+]
+REFUSED = [  # what it must never be able to do
+    ("get", "secrets", "ns"),
+    ("list", "secrets", "all"),
+    ("create", "pods", "ns"),
+    ("delete", "pods", "ns"),
+    ("create", "pods/exec", "ns"),
+    ("create", "modeldeployments.modelops.io", "ns"),
+    ("delete", "modeldeployments.modelops.io", "ns"),
+    ("create", "clusterroles.rbac.authorization.k8s.io", "cluster"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", "cluster"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "ns"),
+    ("update", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
+    ("delete", "namespaces", "cluster"),
+    ("create", "namespaces", "cluster"),
+    ("patch", "nodes", "cluster"),
+    ("create", "serviceaccounts/token", "ns"),
+    ("impersonate", "serviceaccounts", "ns"),
+    ("create", "daemonsets.apps", "ns"),
+    ("create", "gateways.gateway.networking.k8s.io", "ns"),
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", "cluster"),
+]
+
+
+@pytest.fixture
+def operator_kubeconfig(cluster, crd, namespace, tmp_path):
+    """Installs the chart into `namespace` and returns a kubeconfig holding only the
+    operator ServiceAccount's token (no admin client certificate)."""
+    cluster.helm("install", RELEASE, CHART, "-n", namespace, "--wait", "--timeout", "3m")
+    try:
+        token = cluster.kubectl("create", "token", SA, "-n", namespace, "--duration=10m").stdout.strip()
+        admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+        server = admin["clusters"][0]["cluster"]
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+            "clusters": [{"name": "local", "cluster": server}],
+            "users": [{"name": "operator", "user": {"token": token}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator", "namespace": namespace}}],
+        }
+        path = tmp_path / "operator.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        yield path
+    finally:
+        cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
+
+
+def as_operator(cluster, kubeconfig, *args, input=None):
+    return subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+                          input=input, capture_output=True, text=True)
+
+
+def can_i(cluster, kubeconfig, namespace, verb, resource, where):
+    scope = {"ns": ["-n", namespace], "all": ["--all-namespaces"], "cluster": []}[where]
+    result = as_operator(cluster, kubeconfig, "auth", "can-i", verb, resource, *scope)
+    return result.stdout.strip() == "yes"
+
+
+def test_operator_can_do_its_work_and_nothing_more(cluster, namespace, operator_kubeconfig):
+    whoami = as_operator(cluster, operator_kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert whoami.stdout == f"system:serviceaccount:{namespace}:{SA}"
+    missing = [c for c in NEEDED if not can_i(cluster, operator_kubeconfig, namespace, *c)]
+    assert not missing, f"the operator lacks: {missing}"
+    excess = [c for c in REFUSED if can_i(cluster, operator_kubeconfig, namespace, *c)]
+    assert not excess, f"the operator may: {excess}"
+
+
+def test_real_requests_as_the_operator(cluster, namespace, operator_kubeconfig):
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    created = as_operator(cluster, operator_kubeconfig, "create", "deployment", name, "-n", namespace,
+                          "--image=registry.example/churn:1.3.0")
+    assert created.returncode == 0, created.stderr
+    assert as_operator(cluster, operator_kubeconfig, "delete", "deployment", name, "-n", namespace).returncode == 0
+
+    secret = as_operator(cluster, operator_kubeconfig, "get", "secrets", "-n", namespace)
+    assert secret.returncode != 0 and "Forbidden" in secret.stderr
+    role = as_operator(cluster, operator_kubeconfig, "create", "clusterrole", name, "--verb=get", "--resource=secrets")
+    assert role.returncode != 0 and "Forbidden" in role.stderr
+    ns = as_operator(cluster, operator_kubeconfig, "delete", "namespace", "kube-system", "--dry-run=server")
+    assert ns.returncode != 0 and "Forbidden" in ns.stderr
+
+
+def test_watch_namespaces_limits_the_reach(cluster, crd, namespace):
+    release = "modelops-scoped"
+    other = f"{namespace}-other"[:63]
+    cluster.kubectl("create", "namespace", other)
+    try:
+        cluster.helm("install", release, CHART, "-n", namespace,
+                     "--set", f"watchNamespaces={{{namespace}}}", "--wait", "--timeout", "3m")
+        who = f"system:serviceaccount:{namespace}:{release}-operator"
+        allowed = cluster.kubectl("auth", "can-i", "create", "deployments", "-n", namespace, "--as", who, check=False)
+        denied = cluster.kubectl("auth", "can-i", "create", "deployments", "-n", other, "--as", who, check=False)
+        assert allowed.stdout.strip() == "yes"
+        assert denied.stdout.strip() == "no"
+    finally:
+        cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
