@@ -1,0 +1,7 @@
+"""The modelops operator: progressive delivery of ModelDeployments."""
+
+GROUP = "modelops.io"
+VERSION = "v1alpha1"
+PLURAL = "modeldeployments"
+KIND = "ModelDeployment"
+MANAGER = "modelops-operator"

@@ -1,0 +1,75 @@
+"""The interface between the rollout and whatever measures the model's behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class Result(str, Enum):
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome, e.g. name="drift.share", value=0.4, threshold="<= 0.3"."""
+
+    name: str
+    result: Result
+    value: float | None = None
+    threshold: str = ""
+    samples: int | None = None
+    message: str = ""
+
+    def to_status(self) -> dict:
+        out = {"name": self.name, "result": self.result.value, "threshold": self.threshold, "message": self.message}
+        if self.value is not None:
+            out["value"] = f"{self.value:.4g}"
+        if self.samples is not None:
+            out["samples"] = int(self.samples)
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    result: Result
+    reason: str
+    message: str
+    checks: tuple[CheckResult, ...] = ()
+    # For A/B tests: "candidate" or "control" once the test has a significant winner.
+    winner: str | None = None
+
+    @property
+    def failed(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.result is Result.FAIL)
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What to analyse: one ModelDeployment's candidate against its stable track."""
+
+    namespace: str
+    name: str
+    strategy: str
+    stable_revision: str | None
+    candidate_revision: str
+    step: int
+    window_seconds: float
+    analysis: dict = field(default_factory=dict)  # spec.analysis, defaulted
+
+
+class MetricProvider(Protocol):
+    """One source of measurements (Prometheus, the monitor sidecars, ...)."""
+
+    name: str
+
+    async def measure(self, request: AnalysisRequest) -> list[CheckResult]: ...
+
+
+class Analyzer(Protocol):
+    """Turns a request into a verdict; the operator calls it at every gate."""
+
+    async def analyse(self, request: AnalysisRequest) -> Verdict: ...

@@ -1,0 +1,139 @@
+"""Pure builders of the model Deployments and the profile ConfigMap."""
+
+from __future__ import annotations
+
+from .config import MODEL_PORT, PROFILE_DIR, OperatorConfig
+from .naming import child_labels, deployment_name, object_meta, pod_selector, profile_configmap_name
+from .spec import Spec
+
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+MONITOR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict, track: str) -> dict:
+    mon = spec.monitor
+    profile = mon.get("referenceProfile") or {}
+    env = [
+        {"name": "MODELOPS_WINDOW", "value": mon.get("window", "5m")},
+        {"name": "MODELOPS_MONITOR_HOST", "value": "0.0.0.0"},
+        {"name": "MODELOPS_MONITOR_PORT", "value": str(mon.get("port", 9091))},
+        {"name": "MODELOPS_MODELDEPLOYMENT", "value": meta["name"]},
+        {"name": "MODELOPS_NAMESPACE", "value": meta["namespace"]},
+        # The role the pods were created for; the revision is their identity.
+        {"name": "MODELOPS_TRACK", "value": track},
+        {"name": "MODELOPS_REVISION", "value": spec.revision},
+    ]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    if profile:
+        env.append({"name": "MODELOPS_PROFILE_PATH", "value": f"{PROFILE_DIR}/profile.json"})
+        mounts.append({"name": "profile", "mountPath": PROFILE_DIR, "readOnly": True})
+    return {
+        "name": "monitor",
+        "image": mon.get("image") or config.monitor_image,
+        "env": env,
+        "ports": [{"name": "monitor", "containerPort": int(mon.get("port", 9091))}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 5},
+        "resources": mon.get("resources") or MONITOR_RESOURCES,
+        "securityContext": RESTRICTED,
+        "volumeMounts": mounts,
+    }
+
+
+def _profile_volume(spec: Spec, meta: dict) -> tuple[dict | None, dict | None]:
+    """The volume holding profile.json and, for a path in the model image, the init
+    container that copies it there (the monitor cannot see the model's filesystem)."""
+    profile = spec.monitor.get("referenceProfile") or {}
+    if "configMapRef" in profile:
+        ref = profile["configMapRef"]
+        items = [{"key": ref.get("key", "profile.json"), "path": "profile.json"}]
+        return {"name": "profile", "configMap": {"name": ref["name"], "items": items}}, None
+    if "inline" in profile:
+        return {"name": "profile", "configMap": {"name": profile_configmap_name(meta["name"], spec.revision)}}, None
+    if "path" in profile:
+        init = {
+            "name": "profile",
+            "image": spec.image,
+            "command": ["cp", profile["path"], f"{PROFILE_DIR}/profile.json"],
+            "securityContext": RESTRICTED,
+            "volumeMounts": [{"name": "profile", "mountPath": PROFILE_DIR}],
+        }
+        return {"name": "profile", "emptyDir": {"sizeLimit": "16Mi"}}, init
+    return None, None
+
+
+def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str, replicas: int) -> dict:
+    """The Deployment of one revision. Its pods carry the revision (their identity),
+    never the track, which changes at promotion without restarting them."""
+    name = meta["name"]
+    labels = child_labels(name, spec.model, track, spec.revision)
+    selector = pod_selector(name, spec.revision)
+    pod_labels = {k: v for k, v in labels.items() if k != "modelops.io/track"}
+    env = [
+        {"name": "MODELOPS_MODEL_NAME", "value": spec.model["name"]},
+        {"name": "MODELOPS_MODEL_VERSION", "value": spec.version},
+        {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
+    ]
+    if spec.model.get("uri"):
+        env.append({"name": "MODELOPS_MODEL_URI", "value": spec.model["uri"]})
+    if spec.monitor.get("enabled", True):
+        env.append({"name": "MODELOPS_MONITOR_URL", "value": f"http://127.0.0.1:{spec.monitor.get('port', 9091)}"})
+    model = {
+        "name": "model",
+        "image": spec.image,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": MODEL_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+        "securityContext": RESTRICTED,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if spec.raw.get("resources"):
+        model["resources"] = spec.raw["resources"]
+    containers = [model]
+    volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    pod: dict = {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if spec.monitor.get("enabled", True):
+        containers.append(_monitor_container(spec, config, meta, track))
+        volume, init = _profile_volume(spec, meta)
+        if volume:
+            volumes.append(volume)
+        if init:
+            pod["initContainers"] = [init]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(meta, deployment_name(name, spec.revision), labels,
+                                {"modelops.io/model-version": spec.version}),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 1,
+            "selector": {"matchLabels": selector},
+            # Capacity never drops during a rollout of the Deployment itself.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+        },
+    }
+
+
+def profile_configmap(meta: dict, spec: Spec, track: str) -> dict | None:
+    inline = (spec.monitor.get("referenceProfile") or {}).get("inline")
+    if inline is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(meta, profile_configmap_name(meta["name"], spec.revision),
+                                child_labels(meta["name"], spec.model, track, spec.revision)),
+        "data": {"profile.json": inline},
+    }

@@ -1,0 +1,247 @@
+"""Reads a ModelDeployment's spec into typed values the planner can trust.
+
+The API server validates and defaults the spec with the CRD's schema and CEL rules.
+A spec can still slip past them (validation off, an older CRD installed), so the
+operator applies the same defaults from the same CRD file and checks what the planner
+relies on; any problem is a SpecError naming the field, shown as InvalidSpec."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .durations import parse_duration
+
+CRD_FILE = Path(__file__).with_name("crd.yaml")
+STRATEGY_BLOCKS = {"Canary": "canary", "BlueGreen": "blueGreen", "Shadow": "shadow", "ABTest": "abTest"}
+
+
+class SpecError(ValueError):
+    def __init__(self, field_path: str, problem: str):
+        super().__init__(f"{field_path}: {problem}")
+        self.field = field_path
+        self.problem = problem
+
+
+@lru_cache(maxsize=1)
+def spec_schema() -> dict:
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def apply_defaults(schema: dict, value):
+    """Fills defaults the way the API server does: a missing property with a default
+    gets it, then defaults apply inside it, recursively."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        for name, sub in (schema.get("properties") or {}).items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                value[name] = apply_defaults(sub, value[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in value:
+                value[name] = apply_defaults(extra, value[name])
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value = [apply_defaults(schema["items"], v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Step:
+    weight: int
+    pause: float | None = None  # seconds; None: no pause
+    manual: bool = False  # wait for a person
+
+
+@dataclass(frozen=True)
+class Routing:
+    kind: str  # "replicas" | "gatewayAPI"
+    parent_refs: tuple = ()
+    hostnames: tuple = ()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    interval: float
+    provider: str
+    provider_address: str | None
+    min_samples: int
+    failure_limit: int
+    inconclusive_limit: int
+    on_inconclusive: str
+    drift: dict
+    slo: dict
+    custom_checks: tuple
+
+
+@dataclass(frozen=True)
+class Spec:
+    raw: dict = field(repr=False, compare=False)
+    model: dict
+    replicas: int
+    strategy: str
+    routing: Routing
+    steps: tuple[Step, ...]  # Canary steps, or Shadow's canary promotion steps
+    scale_down_delay: float
+    analysis: Analysis
+    progress_deadline: float
+    history_limit: int
+    blue_green: dict
+    shadow: dict
+    ab_test: dict
+    monitor: dict
+    revision: str
+
+    @property
+    def version(self) -> str:
+        return self.model["version"]
+
+    @property
+    def image(self) -> str:
+        return self.model["image"]
+
+    @property
+    def shadow_duration(self) -> float:
+        return parse_duration(self.shadow.get("duration", "5m"))
+
+    @property
+    def ab_deadline(self) -> float:
+        return parse_duration((self.ab_test.get("decision") or {}).get("maxDuration", "24h"))
+
+
+def revision_of(spec: dict) -> str:
+    """Identity of what runs in the pods: the model, its resources and its monitor.
+    Changing replicas, strategy or analysis does not start a new rollout."""
+    keyed = {k: spec.get(k) for k in ("model", "resources", "monitor")}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return digest[:10]
+
+
+def _duration(value, path: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise SpecError(path, str(err)) from None
+
+
+def _require(obj: dict, key: str, path: str):
+    if not isinstance(obj, dict) or obj.get(key) in (None, ""):
+        raise SpecError(f"{path}.{key}", "is required")
+    return obj[key]
+
+
+def _steps(raw_steps, path: str) -> tuple[Step, ...]:
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise SpecError(path, "needs at least one step")
+    steps, previous = [], 0
+    for i, raw in enumerate(raw_steps):
+        weight = raw.get("weight") if isinstance(raw, dict) else None
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            raise SpecError(f"{path}[{i}].weight", "must be an integer from 0 to 100")
+        if weight < previous:
+            raise SpecError(f"{path}[{i}].weight", f"{weight} is below the previous step's {previous}; weights must not decrease")
+        previous = weight
+        pause = raw.get("pause")
+        if pause == "Manual":
+            steps.append(Step(weight, None, True))
+        elif pause is None:
+            steps.append(Step(weight))
+        else:
+            steps.append(Step(weight, _duration(pause, f"{path}[{i}].pause")))
+    if steps[-1].weight == 0:
+        raise SpecError(f"{path}[{len(steps) - 1}].weight", "the last step must send traffic to the candidate")
+    return tuple(steps)
+
+
+def parse(raw_spec: dict) -> Spec:
+    """A typed, defaulted Spec; SpecError names the first field at fault."""
+    if not isinstance(raw_spec, dict):
+        raise SpecError("spec", "is required")
+    spec = apply_defaults(spec_schema(), copy.deepcopy(raw_spec))
+    model = _require(spec, "model", "spec")
+    for key in ("name", "version", "image"):
+        _require(model, key, "spec.model")
+    replicas = spec.get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise SpecError("spec.replicas", "must be an integer of at least 1")
+
+    strategy = _require(spec, "strategy", "spec")
+    kind = _require(strategy, "type", "spec.strategy")
+    if kind not in STRATEGY_BLOCKS:
+        raise SpecError("spec.strategy.type", f"{kind!r} is not one of {', '.join(STRATEGY_BLOCKS)}")
+    for other_kind, block in STRATEGY_BLOCKS.items():
+        if (other_kind == kind) != (block in strategy):
+            which = "is required" if other_kind == kind else f"must not be set when spec.strategy.type is {kind}"
+            raise SpecError(f"spec.strategy.{block}", which)
+
+    routing_raw = strategy.get("trafficRouting") or {"replicas": {}}
+    if ("replicas" in routing_raw) == ("gatewayAPI" in routing_raw):
+        raise SpecError("spec.strategy.trafficRouting", "exactly one of replicas and gatewayAPI must be set")
+    if "gatewayAPI" in routing_raw:
+        gw = routing_raw["gatewayAPI"] or {}
+        if not gw.get("parentRefs"):
+            raise SpecError("spec.strategy.trafficRouting.gatewayAPI.parentRefs", "needs at least one parent")
+        routing = Routing("gatewayAPI", tuple(json.dumps(p, sort_keys=True) for p in gw["parentRefs"]),
+                          tuple(gw.get("hostnames") or ()))
+    else:
+        routing = Routing("replicas")
+    if kind in ("Shadow", "ABTest") and routing.kind != "gatewayAPI":
+        raise SpecError("spec.strategy.trafficRouting.gatewayAPI", f"is required for {kind}")
+
+    steps: tuple[Step, ...] = ()
+    if kind == "Canary":
+        steps = _steps((strategy["canary"] or {}).get("steps"), "spec.strategy.canary.steps")
+    shadow = strategy.get("shadow") or {}
+    if kind == "Shadow":
+        _duration(shadow.get("duration"), "spec.strategy.shadow.duration")
+        if shadow.get("promotion") == "Canary":
+            steps = _steps(shadow.get("steps"), "spec.strategy.shadow.steps")
+    ab = strategy.get("abTest") or {}
+    if kind == "ABTest":
+        if ("split" in ab) == ("match" in ab):
+            raise SpecError("spec.strategy.abTest", "exactly one of split and match must be set")
+        _duration((ab.get("decision") or {}).get("maxDuration", "24h"), "spec.strategy.abTest.decision.maxDuration")
+
+    an = spec.get("analysis") or {}
+    analysis = Analysis(
+        interval=_duration(an.get("interval"), "spec.analysis.interval"),
+        provider=(an.get("provider") or {}).get("type", "Prometheus"),
+        provider_address=(an.get("provider") or {}).get("address"),
+        min_samples=int(an.get("minSampleSize", 1)),
+        failure_limit=int(an.get("failureLimit", 1)),
+        inconclusive_limit=int(an.get("inconclusiveLimit", 1)),
+        on_inconclusive=an.get("onInconclusive", "Pause"),
+        drift=an.get("drift") or {},
+        slo=an.get("slo") or {},
+        custom_checks=tuple(an.get("customChecks") or ()),
+    )
+    if analysis.interval < 1:
+        raise SpecError("spec.analysis.interval", "must be at least 1s")
+    slo_latency = analysis.slo.get("maxLatencyP99")
+    if slo_latency is not None:
+        _duration(slo_latency, "spec.analysis.slo.maxLatencyP99")
+
+    return Spec(
+        raw=spec,
+        model=model,
+        replicas=replicas,
+        strategy=kind,
+        routing=routing,
+        steps=steps,
+        scale_down_delay=_duration(strategy.get("scaleDownDelay", "0s"), "spec.strategy.scaleDownDelay"),
+        analysis=analysis,
+        progress_deadline=_duration(spec.get("progressDeadline"), "spec.progressDeadline"),
+        history_limit=int(spec.get("revisionHistoryLimit", 10)),
+        blue_green=strategy.get("blueGreen") or {},
+        shadow=shadow,
+        ab_test=ab,
+        monitor=spec.get("monitor") or {},
+        revision=revision_of(spec),
+    )

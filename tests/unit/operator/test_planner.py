@@ -1,0 +1,467 @@
+"""The rollout planner, phase by phase, on an in-memory cluster."""
+
+import copy
+
+import pytest
+
+from modelops_operator.naming import LABEL_REVISION
+from modelops_operator.planner import Observed, plan
+from modelops_operator.spec import revision_of
+
+from .sim import Sim, always, deployed, verdict
+
+CANARY = {
+    "model": {"name": "churn", "version": "1.0.0", "image": "reg/churn:1.0.0"},
+    "replicas": 4,
+    "strategy": {"type": "Canary", "canary": {"steps": [{"weight": 25, "pause": "30s"}, {"weight": 50}, {"weight": 75}]}},
+    "analysis": {"interval": "10s"},
+}
+GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway"}]}}
+
+
+def v2(sim, version="2.0.0"):
+    sim.set_spec(model__version=version, model__image=f"reg/churn:{version}")
+    return revision_of(sim.spec) if False else None
+
+
+def rollout_started(sim):
+    return sim.status.get("candidate") is not None
+
+
+def stable_version(sim):
+    return (sim.status.get("stable") or {}).get("version")
+
+
+def deployment_of(sim, version):
+    for obj in sim.objects.values():
+        if obj["kind"] == "Deployment" and obj["metadata"]["annotations"]["modelops.io/model-version"] == version:
+            return obj
+    return None
+
+
+@pytest.fixture
+def live():
+    sim = Sim(CANARY)
+    sim.run(deployed)
+    return sim
+
+
+def test_first_deployment_goes_straight_to_stable():
+    sim = Sim(CANARY)
+    p = sim.reconcile()
+    assert sim.phase() == "Progressing" and sim.reasons() == ["Deploying"]
+    (deploy,) = [o for o in p.apply if o["kind"] == "Deployment"]
+    assert deploy["spec"]["replicas"] == 4
+    sim.run(deployed)
+    assert sim.reasons() == ["Deploying", "Available"]
+    assert sim.status["weights"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    cond = {c["type"]: c for c in sim.status["conditions"]}
+    assert cond["Available"]["status"] == "True" and cond["Progressing"]["status"] == "False"
+
+
+def test_canary_walks_every_step_then_promotes(live):
+    v2(live)
+    weights, steps = [], []
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0",
+             judge=lambda r: (weights.append(live.status["weights"]["candidate"]), steps.append(r.step),
+                              verdict("Pass"))[-1])
+    assert live.reasons()[2:] == ["RolloutStarted", "StepWeightSet", "PauseEnded", "StepStarted", "StepWeightSet",
+                                  "StepStarted", "StepWeightSet", "Promoting", "Promoted"]
+    # 4 replicas carry 25/50/75% exactly; each gate measured its own step.
+    assert weights == [25, 50, 75] and steps == [0, 1, 2]
+    assert live.status["weights"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    assert live.status["history"][0]["outcome"] == "Succeeded"
+    # The old revision's Deployment is gone; only the new one serves.
+    assert [d["metadata"]["annotations"]["modelops.io/model-version"] for d in live.objects.values()
+            if d["kind"] == "Deployment"] == ["2.0.0"]
+    assert set(live.replicas.values()) == {4}
+
+
+def test_replica_canary_keeps_capacity(live):
+    v2(live)
+    live.run(lambda s: stable_version(s) == "2.0.0" and s.phase() == "Succeeded")
+    assert live.min_ready_after_available >= 4
+
+
+def test_step_pause_is_honoured(live):
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")
+    started = live.now
+    live.run(lambda s: s.status.get("stage") == "Analysing")
+    assert (live.now - started).total_seconds() >= 30
+
+
+def test_replica_rounding_is_reported():
+    spec = copy.deepcopy(CANARY)
+    spec["replicas"] = 3
+    spec["strategy"]["canary"]["steps"] = [{"weight": 10}]
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.status.get("stage") == "Analysing")
+    # 10% of 3 replicas rounds to one pod: a third of the traffic, and status says so.
+    assert sim.status["weights"]["candidate"] == 33
+
+
+def test_two_failed_analyses_roll_back(live):
+    v2(live)
+    live.run(lambda s: s.phase() == "RolledBack", judge=always("Fail"))
+    assert live.reasons()[-1] == "AnalysisFailed"
+    assert live.status["analysis"]["consecutiveFailures"] == 2
+    assert live.status["blockedRevision"] and "candidate" not in live.status
+    assert live.status["weights"]["candidate"] == 0
+    assert live.status["failedChecks"][0]["name"] == "drift.share"
+    degraded = next(c for c in live.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "AnalysisFailed"
+    # All traffic is back on the stable revision, at full size, and it stays there.
+    live.run(lambda s: set(s.ready.values()) == {4} and len(s.ready) == 1)
+    assert stable_version(live) == "1.0.0" and deployment_of(live, "2.0.0") is None
+    for _ in range(5):
+        live.reconcile()
+    assert live.phase() == "RolledBack"
+
+
+def test_one_failure_then_pass_continues(live):
+    v2(live)
+    answers = iter(["Fail", "Pass", "Pass", "Pass", "Pass"])
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0",
+             judge=lambda r: verdict(next(answers)))
+
+
+def test_inconclusive_pauses_by_default(live):
+    v2(live)
+    live.run(lambda s: s.phase() == "Paused", judge=always("Inconclusive"))
+    assert live.status["analysis"]["consecutiveInconclusive"] == 3
+    paused = next(c for c in live.status["conditions"] if c["type"] == "Paused")
+    assert paused["status"] == "True" and paused["reason"] == "InconclusiveAnalysis"
+    # Never promoted on missing data, however long it waits.
+    for _ in range(20):
+        live.reconcile(judge=always("Inconclusive"))
+    assert live.phase() == "Paused" and stable_version(live) == "1.0.0"
+
+
+def test_inconclusive_can_roll_back():
+    spec = copy.deepcopy(CANARY)
+    spec["analysis"]["onInconclusive"] = "Rollback"
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "RolledBack", judge=always("Inconclusive"))
+    assert sim.reasons()[-1] == "AnalysisInconclusive"
+
+
+def test_manual_step_waits_for_a_person():
+    spec = copy.deepcopy(CANARY)
+    spec["strategy"]["canary"]["steps"] = [{"weight": 25, "pause": "Manual"}, {"weight": 50}]
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "Paused")
+    for _ in range(10):
+        sim.reconcile()
+    assert sim.phase() == "Paused" and sim.status["currentStep"] == 0
+    sim.annotate("promote", "1")
+    sim.reconcile()
+    assert sim.status["currentStep"] == 1 and sim.phase() == "Progressing"
+    assert sim.status["commands"]["promote"] == "1"
+    sim.run(lambda s: s.phase() == "Succeeded")
+
+
+def test_abort_then_retry(live):
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")
+    live.annotate("abort", "a1")
+    live.reconcile()
+    assert live.phase() == "RolledBack" and live.status["history"][0]["outcome"] == "Aborted"
+    for _ in range(5):
+        live.reconcile()
+    assert live.phase() == "RolledBack"  # the spec still names 2.0.0, but it is not retried by itself
+    live.annotate("retry", "r1")
+    live.reconcile()
+    assert live.reasons()[-1] == "RolloutStarted" and "blockedRevision" not in live.status
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0")
+
+
+def test_spec_change_mid_rollout_restarts(live):
+    v2(live)
+    live.run(lambda s: s.status.get("currentStep") == 1)
+    v2(live, "3.0.0")
+    live.reconcile()
+    assert live.status["candidate"]["version"] == "3.0.0" and live.status["currentStep"] == 0
+    assert live.status["history"][0]["outcome"] == "Superseded"
+    assert live.reasons()[-1] == "RolloutStarted" and "superseded" in live.events[-1][1]
+    assert deployment_of(live, "2.0.0") is None
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "3.0.0")
+
+
+def test_spec_back_to_stable_drops_candidate(live):
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")
+    live.set_spec(model__version="1.0.0", model__image="reg/churn:1.0.0")
+    live.reconcile()
+    assert live.phase() == "Succeeded" and "candidate" not in live.status
+    assert live.status["history"][0]["outcome"] == "Aborted"
+    assert deployment_of(live, "2.0.0") is None
+
+
+def test_progress_deadline_rolls_back(live):
+    live.set_spec(progressDeadline="20s")
+    v2(live)
+    live.reconcile()
+    cand = live.status["candidate"]["revision"]
+    for _ in range(40):  # the candidate's pods never turn ready
+        live.ready[cand] = 0
+        live.replicas[cand] = live.replicas.get(cand, 0)
+        live.lag = 0
+        p = plan(live.meta, live.spec, live.status, Observed(
+            {r: type(o)(o.replicas, 0 if r == cand else o.ready) for r, o in live.observed().revisions.items()}),
+            live.now)
+        live.carry_out(p)
+        live.now = live.now.replace() + __import__("datetime").timedelta(seconds=1)
+        if live.phase() == "RolledBack":
+            break
+    assert live.reasons()[-1] == "ProgressDeadlineExceeded"
+
+
+def test_invalid_spec_changes_nothing(live):
+    objects = copy.deepcopy(live.objects)
+    live.spec["strategy"] = {"type": "Canary", "canary": {"steps": [{"weight": 50}, {"weight": 20}]}}
+    p = live.reconcile()
+    assert not p.apply and not p.scale and not p.delete
+    cond = next(c for c in live.status["conditions"] if c["type"] == "InvalidSpec")
+    assert cond["status"] == "True" and "spec.strategy.canary.steps[1].weight" in cond["message"]
+    assert live.objects == objects and live.reasons()[-1] == "InvalidSpec"
+    live.reconcile()
+    assert live.reasons().count("InvalidSpec") == 1  # announced once
+
+
+def test_replanning_is_idempotent(live):
+    v2(live)
+    live.run(lambda s: s.status.get("currentStep") == 1 and s.status.get("stage") == "Analysing")
+    p1 = plan(live.meta, live.spec, live.status, live.observed(), live.now)
+    p2 = plan(live.meta, live.spec, live.status, live.observed(), live.now)
+    assert p1.apply == p2.apply and p1.scale == p2.scale and p1.status == p2.status
+
+
+def test_lost_apply_is_redone_from_status(live):
+    """A crash after the status write but before the objects were applied: the next
+    pass derives the same objects from status and makes no second transition."""
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")
+    live.run(lambda s: s.status.get("currentStep") == 1)
+    seq = live.status["transition"]["seq"]
+    p = plan(live.meta, live.spec, live.status, live.observed(), live.now)
+    assert p.transition is None or p.status["transition"]["seq"] == seq + 1
+    deploys = {o["metadata"]["name"]: o["spec"]["replicas"] for o in p.apply if o["kind"] == "Deployment"}
+    again = plan(live.meta, live.spec, live.status, live.observed(), live.now)
+    assert deploys == {o["metadata"]["name"]: o["spec"]["replicas"] for o in again.apply if o["kind"] == "Deployment"}
+
+
+def test_children_are_owned_and_labelled(live):
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")
+    for obj in live.objects.values():
+        meta = obj["metadata"]
+        assert meta["ownerReferences"][0]["uid"] == live.meta["uid"]
+        assert meta["ownerReferences"][0]["controller"] is True
+        labels = meta["labels"]
+        assert labels["modelops.io/modeldeployment"] == "churn"
+        assert labels["app.kubernetes.io/managed-by"] == "modelops-operator"
+        assert labels["modelops.io/track"] in ("stable", "candidate")
+    deploy = deployment_of(live, "2.0.0")
+    assert deploy["metadata"]["labels"]["modelops.io/track"] == "candidate"
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in pod["containers"])
+    assert [c["name"] for c in pod["containers"]] == ["model", "monitor"]
+    entry = live.obj("Service", "churn")
+    assert entry["spec"]["selector"] == {"modelops.io/modeldeployment": "churn"}
+
+
+def test_gateway_canary_sets_exact_weights():
+    spec = copy.deepcopy(CANARY)
+    spec["strategy"]["trafficRouting"] = GATEWAY
+    spec["strategy"]["canary"]["steps"] = [{"weight": 5}, {"weight": 30}]
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    seen = []
+
+    def judge(request):
+        route = sim.obj("HTTPRoute", "churn")
+        seen.append([b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]])
+        return verdict("Pass")
+
+    sim.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0", judge=judge)
+    assert seen == [[95, 5], [70, 30]]
+    route = sim.obj("HTTPRoute", "churn")
+    assert route["spec"]["parentRefs"] == [{"name": "ml-gateway", "group": "gateway.networking.k8s.io",
+                                            "kind": "Gateway"}]
+    assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100]
+    # The stable keeps full size during a gateway canary: the route, not replicas, splits.
+    assert sim.min_ready_after_available >= 4
+
+
+def test_gateway_promotion_keeps_old_revision_for_the_delay():
+    spec = copy.deepcopy(CANARY)
+    spec["strategy"]["trafficRouting"] = GATEWAY
+    spec["strategy"]["scaleDownDelay"] = "30s"
+    spec["strategy"]["canary"]["steps"] = [{"weight": 50}]
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: stable_version(s) == "2.0.0")
+    assert deployment_of(sim, "1.0.0") is not None and sim.status["retiring"]
+    sim.run(lambda s: deployment_of(s, "1.0.0") is None, limit=60)
+    assert "retiring" not in sim.status
+
+
+BLUE_GREEN = {
+    "model": {"name": "fraud", "version": "1.0.0", "image": "reg/fraud:1.0.0"},
+    "replicas": 2,
+    "strategy": {"type": "BlueGreen", "blueGreen": {}, "scaleDownDelay": "10s"},
+    "analysis": {"interval": "5s"},
+}
+
+
+def active_revision(sim):
+    return sim.obj("Service", "fraud")["spec"]["selector"][LABEL_REVISION]
+
+
+def test_blue_green_switches_only_after_analysis():
+    sim = Sim(BLUE_GREEN, name="fraud")
+    sim.run(deployed)
+    blue = active_revision(sim)
+    v2(sim)
+    actives = []
+    sim.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0",
+            judge=lambda r: (actives.append(active_revision(sim)), verdict("Pass"))[-1])
+    assert actives and set(actives) == {blue}  # analysis ran against the preview, not live traffic
+    green = sim.status["stable"]["revision"]
+    assert active_revision(sim) == green != blue
+    assert sim.obj("Service", "fraud-preview") is None or "candidate" not in sim.status
+    assert deployment_of(sim, "1.0.0") is not None  # kept for scaleDownDelay for an instant switch back
+    sim.run(lambda s: deployment_of(s, "1.0.0") is None, limit=30)
+
+
+def test_bad_green_is_never_switched_to():
+    sim = Sim(BLUE_GREEN, name="fraud")
+    sim.run(deployed)
+    blue = active_revision(sim)
+    v2(sim)
+    actives = []
+    sim.run(lambda s: s.phase() == "RolledBack",
+            judge=lambda r: (actives.append(active_revision(sim)), verdict("Fail"))[-1])
+    assert set(actives) == {blue} and active_revision(sim) == blue
+    assert sim.obj("Service", "fraud-preview") is None or deployment_of(sim, "2.0.0") is None
+
+
+def test_blue_green_can_wait_for_a_person():
+    spec = copy.deepcopy(BLUE_GREEN)
+    spec["strategy"]["blueGreen"] = {"autoPromote": False}
+    sim = Sim(spec, name="fraud")
+    sim.run(deployed)
+    blue = active_revision(sim)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "Paused")
+    assert sim.status["conditions"][2]["reason"] == "AwaitingPromotion" and active_revision(sim) == blue
+    sim.annotate("promote", "now")
+    sim.run(lambda s: s.phase() == "Succeeded")
+    assert active_revision(sim) != blue
+
+
+SHADOW = {
+    "model": {"name": "pricing", "version": "1.0.0", "image": "reg/pricing:1.0.0"},
+    "replicas": 2,
+    "strategy": {"type": "Shadow", "shadow": {"mirrorPercent": 50, "duration": "30s"}, "trafficRouting": GATEWAY},
+    "analysis": {"interval": "10s"},
+}
+
+
+def test_shadow_mirrors_then_promotes():
+    sim = Sim(SHADOW, name="pricing")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.status.get("stage") == "Shadowing")
+    rule = sim.obj("HTTPRoute", "pricing")["spec"]["rules"][0]
+    assert [b["weight"] for b in rule["backendRefs"]] == [100, 0]
+    mirror = rule["filters"][0]
+    assert mirror["type"] == "RequestMirror" and mirror["requestMirror"]["percent"] == 50
+    assert mirror["requestMirror"]["backendRef"]["name"] == "pricing-canary"
+    started = sim.now
+    sim.run(lambda s: stable_version(s) == "2.0.0")
+    assert (sim.now - started).total_seconds() >= 30
+    assert "ShadowStarted" in sim.reasons() and sim.reasons()[-1] == "Promoted"
+
+
+def test_shadow_then_canary_steps():
+    spec = copy.deepcopy(SHADOW)
+    spec["strategy"]["shadow"].update(promotion="Canary", steps=[{"weight": 50}])
+    sim = Sim(spec, name="pricing")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.status.get("stepText") == "1/1" and s.status.get("stage") == "Analysing")
+    rule = sim.obj("HTTPRoute", "pricing")["spec"]["rules"][0]
+    assert [b["weight"] for b in rule["backendRefs"]] == [50, 50] and "filters" not in rule
+    sim.run(lambda s: stable_version(s) == "2.0.0")
+
+
+def test_shadow_failure_rolls_back():
+    sim = Sim(SHADOW, name="pricing")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "RolledBack", judge=always("Fail"))
+    rule = sim.obj("HTTPRoute", "pricing")["spec"]["rules"][0]
+    assert "filters" not in rule and [b["weight"] for b in rule["backendRefs"]] == [100]
+
+
+AB = {
+    "model": {"name": "offers", "version": "1.0.0", "image": "reg/offers:1.0.0"},
+    "replicas": 2,
+    "strategy": {"type": "ABTest", "trafficRouting": GATEWAY, "abTest": {
+        "split": {"candidateWeight": 30},
+        "decision": {"baselineRate": 0.1, "minimumDetectableEffect": 0.02, "maxDuration": "2m"}}},
+    "analysis": {"interval": "10s"},
+}
+
+
+def test_ab_routes_sticky_sessions():
+    sim = Sim(AB, name="offers")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.status.get("stage") == "Experimenting", judge=always("Inconclusive"))
+    rules = sim.obj("HTTPRoute", "offers")["spec"]["rules"]
+    assert rules[0]["matches"][0]["headers"][0]["name"] == "Cookie"
+    assert rules[0]["backendRefs"][0]["name"] == "offers-canary"
+    assert rules[1]["backendRefs"][0]["name"] == "offers-stable"
+    split = rules[2]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in split] == [("offers-stable", 70), ("offers-canary", 30)]
+    assert "modelops-variant=candidate" in split[1]["filters"][0]["responseHeaderModifier"]["add"][0]["value"]
+    assert sim.status["weights"]["candidate"] == 30
+
+
+def test_ab_winner_is_promoted():
+    sim = Sim(AB, name="offers")
+    sim.run(deployed)
+    v2(sim)
+    answers = iter([verdict("Inconclusive")] * 3 + [verdict("Pass", "lift 3.1%, p=0.001", winner="candidate")])
+    sim.run(lambda s: stable_version(s) == "2.0.0", judge=lambda r: next(answers, verdict("Pass")))
+    assert "ExperimentDecided" in sim.reasons()
+
+
+def test_ab_without_difference_keeps_control():
+    sim = Sim(AB, name="offers")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "RolledBack", judge=always("Inconclusive"))
+    assert sim.reasons()[-1] == "ControlKept" and stable_version(sim) == "1.0.0"
+    degraded = next(c for c in sim.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False"  # keeping the control is not a failure
+
+
+def test_ab_control_winner_keeps_control():
+    sim = Sim(AB, name="offers")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "RolledBack", judge=always("Pass", winner="control"))
+    assert sim.reasons()[-1] == "ControlKept"
