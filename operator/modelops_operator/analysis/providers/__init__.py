@@ -1,0 +1,1 @@
+"""Metric providers: one file each, all with the MetricProvider interface."""

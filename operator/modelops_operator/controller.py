@@ -1,0 +1,236 @@
+"""The reconcile loop: a de-duplicating work queue of ModelDeployments, fed by watch
+events, drained by a few workers that plan and apply.
+
+What the loop keeps in memory is only a cache of what the watches delivered (like an
+informer) and timers; every decision comes from the object's status and the observed
+children, so a restarted operator carries on from where the old one stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from .analysis import AnalysisRequest, Analyzer, CheckResult, Result, Verdict
+from .config import OperatorConfig
+from .kube import Conflict, KubeApi, MissingApi, Throttled
+from .naming import LABEL_MD, LABEL_REVISION, deployment_name, profile_configmap_name
+from .planner import Observed, RevisionState, plan
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name)
+ANALYSIS_TIMEOUT = 30.0
+
+
+class WorkQueue:
+    """Each key at most once in the queue and never in two workers at once; a key
+    can be scheduled for later, and the earliest schedule wins."""
+
+    def __init__(self):
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._again: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._due: dict[Key, float] = {}
+
+    def add(self, key: Key, delay: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            due = loop.time() + delay
+            if key in self._due and self._due[key] <= due:
+                return
+            if key in self._timers:
+                self._timers.pop(key).cancel()
+            self._due[key] = due
+            self._timers[key] = loop.call_at(due, self._fire, key)
+            return
+        if key in self._active:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self._due.pop(key, None)
+        self.add(key)
+
+    async def get(self) -> Key:
+        key = await self._ready.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        self._active.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self.add(key)
+
+    def forget(self, key: Key) -> None:
+        if key in self._timers:
+            self._timers.pop(key).cancel()
+        self._due.pop(key, None)
+
+    def __len__(self) -> int:
+        return self._ready.qsize()
+
+
+class NoProvider:
+    """Used until metric providers are configured: never a pass."""
+
+    async def analyse(self, request: AnalysisRequest) -> Verdict:
+        check = CheckResult("analysis", Result.INCONCLUSIVE, message="no metric provider is configured")
+        return Verdict(Result.INCONCLUSIVE, "NoProvider", check.message, (check,))
+
+
+class Controller:
+    def __init__(self, api: KubeApi, config: OperatorConfig, analyzer: Analyzer | None = None,
+                 workers: int = 4, clock=lambda: datetime.now(timezone.utc)):
+        self.api, self.config, self.analyzer = api, config, analyzer or NoProvider()
+        self.workers, self.clock = workers, clock
+        self.queue = WorkQueue()
+        self.bodies: dict[Key, dict] = {}
+        self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
+        self.applied: dict[tuple, str] = {}  # (kind, ns, name) -> hash of what was last applied
+        self.announced: dict[Key, int] = {}
+        self.failures: dict[Key, int] = defaultdict(int)
+        self.tasks: list[asyncio.Task] = []
+        self.reconciles = 0
+
+    # --- watch events ----------------------------------------------------------------
+    def observe_model_deployment(self, event_type: str, body: dict) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if event_type == "DELETED":
+            self.bodies.pop(key, None)
+            self.children.pop(key, None)
+            self.announced.pop(key, None)
+            self.queue.forget(key)
+            return
+        old = self.bodies.get(key)
+        self.bodies[key] = body
+        # Our own status writes come back as events; only spec, annotations or a
+        # newer status written by someone else need a pass.
+        if old is None or old.get("spec") != body.get("spec") or \
+                old["metadata"].get("annotations") != body["metadata"].get("annotations") or \
+                old.get("status") != body.get("status"):
+            self.queue.add(key)
+
+    def observe_deployment(self, event_type: str, body: dict) -> None:
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        md, rev = labels.get(LABEL_MD), labels.get(LABEL_REVISION)
+        if not md or not rev:
+            return
+        key = (meta["namespace"], md)
+        if event_type == "DELETED":
+            self.children[key].pop(rev, None)
+        else:
+            spec, status = body.get("spec") or {}, body.get("status") or {}
+            self.children[key][rev] = RevisionState(int(spec.get("replicas", 0) or 0),
+                                                    int(status.get("readyReplicas", 0) or 0))
+        if key in self.bodies:
+            self.queue.add(key)
+
+    # --- workers ---------------------------------------------------------------------
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-{i}") for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.api.close()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                delay = await self.reconcile(key)
+                self.failures.pop(key, None)
+            except Throttled as err:
+                delay = err.retry_after
+            except Conflict:
+                delay = 0.5  # our cached object is stale; the watch brings the new one
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad object must not stop the others
+                self.failures[key] += 1
+                delay = min(60.0, 0.5 * 2 ** self.failures[key])
+                log.exception("reconciling %s/%s failed; retrying in %.1fs", *key, delay)
+            finally:
+                self.queue.done(key)
+            if delay is not None and key in self.bodies:
+                self.queue.add(key, delay)
+
+    async def _analyse(self, request: AnalysisRequest) -> Verdict:
+        try:
+            return await asyncio.wait_for(self.analyzer.analyse(request), ANALYSIS_TIMEOUT)
+        except asyncio.TimeoutError:
+            message = f"analysis took longer than {ANALYSIS_TIMEOUT:g}s"
+        except Exception as err:  # noqa: BLE001 - a broken provider is no data, never a pass
+            log.warning("analysis of %s/%s failed: %s", request.namespace, request.name, err)
+            message = f"analysis failed: {err}"
+        check = CheckResult("analysis", Result.INCONCLUSIVE, message=message)
+        return Verdict(Result.INCONCLUSIVE, "AnalysisError", message, (check,))
+
+    async def reconcile(self, key: Key) -> float | None:
+        body = self.bodies.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        self.reconciles += 1
+        meta = body["metadata"]
+        observed = Observed(dict(self.children.get(key, {})))
+        now = self.clock()
+        p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
+        if p.analysis is not None:
+            verdict = await self._analyse(p.analysis)
+            p = plan(meta, body.get("spec") or {}, body.get("status"), observed, self.clock(), verdict=verdict,
+                     config=self.config)
+
+        # 1. The decision is recorded before anything acts on it.
+        if p.status != (body.get("status") or {}):
+            written = await self.api.write_status(body, p.status)
+            body = copy.deepcopy(body)
+            body["status"] = p.status
+            body["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
+            self.bodies[key] = body
+
+        # 2. The objects follow from the recorded status.
+        missing = []
+        for obj in p.apply:
+            ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+            digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+            if self.applied.get(ref) == digest:
+                continue
+            try:
+                await self.api.apply(obj)
+            except MissingApi as err:
+                missing.append(str(err))
+                continue
+            self.applied[ref] = digest
+        for rev, replicas in p.scale.items():
+            state = observed.revisions.get(rev)
+            if state is None or state.replicas != replicas:
+                await self.api.scale(key[0], deployment_name(key[1], rev), replicas)
+        for rev in p.delete:
+            await self.api.delete_deployment(key[0], deployment_name(key[1], rev))
+            await self.api.delete_configmap(key[0], profile_configmap_name(key[1], rev))
+            self.applied = {r: d for r, d in self.applied.items() if not r[2].startswith(deployment_name(key[1], rev))}
+        if missing:
+            log.warning("%s/%s: %s", *key, "; ".join(missing))
+
+        # 3. The transition is announced once, also if a restart came in between.
+        transition = p.status.get("transition")
+        if transition and self.announced.get(key) != transition["seq"]:
+            await self.api.announce(body, transition)
+            self.announced[key] = transition["seq"]
+
+        if p.transition is not None:
+            return 0.0  # one transition per pass: look again at once
+        return p.requeue_after if p.requeue_after is not None else self.config.resync_seconds

@@ -1,0 +1,62 @@
+"""kopf wiring: watch events in, the controller does the rest.
+
+Only event handlers are used: kopf then puts no finalizer and no annotation on the
+ModelDeployment, so the user's object is never edited and GitOps tools see no drift.
+Children are deleted by the garbage collector through their ownerReferences."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import kopf
+
+from . import GROUP, MANAGER, PLURAL, VERSION
+from .config import OperatorConfig
+from .controller import Controller
+from .kube import KubeApi, load_config
+from .naming import LABEL_MANAGED_BY
+
+log = logging.getLogger(__name__)
+
+# Tests and embedders may set this before the operator starts, to analyse with
+# their own providers; the default is built from OperatorConfig at startup.
+ANALYZER_FACTORY = None
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    load_config()
+    config = OperatorConfig.from_env()
+    analyzer = ANALYZER_FACTORY(config) if ANALYZER_FACTORY else None
+    controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "4")))
+    controller.start()
+    memo.controller = controller
+    log.info("%s started", MANAGER)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_):
+    controller = getattr(memo, "controller", None)
+    if controller:
+        await controller.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def model_deployment_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_model_deployment(event["type"], event["object"])
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGER})
+def deployment_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_deployment(event["type"], event["object"])
+
+
+@kopf.on.probe(id="queue")
+def queue_depth(memo: kopf.Memo, **_):
+    controller = getattr(memo, "controller", None)
+    return len(controller.queue) if controller else 0
