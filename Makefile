@@ -16,7 +16,7 @@ KUBECTL := $(BIN)/kubectl
 KUBECONFIG_PATH = $(shell hack/cluster.sh kubeconfig)
 PYTEST_ARGS ?=
 
-.PHONY: help venv binaries cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
+.PHONY: help venv deps binaries cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed ## Create the virtualenv with every Python dependency
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps: ## Install Debian packages the tests use (prometheus)
+	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 binaries: ## Build the cluster binaries (apiserver, etcd, kwok, helm, ...) if missing
 	hack/build-binaries.sh
@@ -46,7 +51,7 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 	$(HELM) lint --strict charts/modelops
 	diff -u manifests/operator.yaml <(manifests/render.sh $(HELM))
 
-test: venv binaries ## Run the whole test suite (unit, then integration on the local cluster)
+test: venv deps binaries ## Run the whole test suite (unit, then integration on the local cluster)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only (no cluster)

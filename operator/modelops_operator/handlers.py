@@ -12,6 +12,8 @@ import os
 import kopf
 
 from . import GROUP, MANAGER, PLURAL, VERSION
+from .analysis.providers.prometheus import PrometheusProvider
+from .analysis.runner import ProviderAnalyzer
 from .config import OperatorConfig
 from .controller import Controller
 from .kube import KubeApi, load_config
@@ -19,9 +21,13 @@ from .naming import LABEL_MANAGED_BY
 
 log = logging.getLogger(__name__)
 
-# Tests and embedders may set this before the operator starts, to analyse with
-# their own providers; the default is built from OperatorConfig at startup.
-ANALYZER_FACTORY = None
+
+def default_analyzer(config: OperatorConfig) -> ProviderAnalyzer:
+    return ProviderAnalyzer({"Prometheus": PrometheusProvider(config.prometheus_url)})
+
+
+# Embedders may replace this before the operator starts, to add metric providers.
+ANALYZER_FACTORY = default_analyzer
 
 
 @kopf.on.startup()
@@ -32,7 +38,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
     load_config()
     config = OperatorConfig.from_env()
-    analyzer = ANALYZER_FACTORY(config) if ANALYZER_FACTORY else None
+    analyzer = ANALYZER_FACTORY(config)
     controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "4")))
     controller.start()
     memo.controller = controller
@@ -47,16 +53,16 @@ async def cleanup(memo: kopf.Memo, **_):
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def model_deployment_event(event, memo: kopf.Memo, **_):
+async def model_deployment_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_model_deployment(event["type"], event["object"])
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGER})
-def deployment_event(event, memo: kopf.Memo, **_):
+async def deployment_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_deployment(event["type"], event["object"])
 
 
 @kopf.on.probe(id="queue")
-def queue_depth(memo: kopf.Memo, **_):
+async def queue_depth(memo: kopf.Memo, **_):
     controller = getattr(memo, "controller", None)
     return len(controller.queue) if controller else 0

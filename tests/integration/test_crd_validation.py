@@ -163,6 +163,11 @@ INVALID = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _crd_installed(crd):
+    """Every test here talks to the API server about ModelDeployments."""
+
+
 def create(cluster, namespace, doc, dry_run=True):
     args = ["create", "-n", namespace, "-f", "-"]
     if dry_run:

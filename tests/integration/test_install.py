@@ -12,30 +12,37 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"
 # Kinds that change by themselves (heartbeats, audit of what we do) are not state.
+TEST_PREFIX = "t-"  # tests/kube.py names test namespaces t-<test>-<random>
 VOLATILE = {"events", "events.events.k8s.io", "leases.coordination.k8s.io"}
 
 
-def snapshot(cluster, ignore_namespaces=()):
+def snapshot(cluster, own=None):
+    """Every object's identity, leaving out other tests' namespaces (they may still be
+    terminating in the background) and things that change by themselves."""
     kinds = [k for k in cluster.kubectl("api-resources", "--verbs=list,get", "-o", "name").stdout.split()
              if k not in VOLATILE]
     items = json.loads(cluster.kubectl("get", ",".join(kinds), "-A", "-o", "json").stdout)["items"]
+
+    def other_test(ns):
+        return ns.startswith(TEST_PREFIX) and ns != own
+
     return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in items
-            if o["metadata"].get("namespace") not in ignore_namespaces
-            and not (o["kind"] == "Namespace" and o["metadata"]["name"] in ignore_namespaces)}
+            if not other_test(o["metadata"].get("namespace") or "")
+            and not (o["kind"] == "Namespace" and other_test(o["metadata"]["name"]))}
 
 
-def wait_until_same(cluster, before, ignore_namespaces=(), timeout=120):
+def wait_until_same(cluster, before, own=None, timeout=120):
     # Garbage collection of ReplicaSets and Pods runs in the background.
     deadline = time.monotonic() + timeout
     while True:
-        after = snapshot(cluster, ignore_namespaces)
+        after = snapshot(cluster, own)
         if after == before or time.monotonic() > deadline:
             return after
         time.sleep(2)
 
 
 def test_helm_install_and_uninstall(cluster, crd, namespace):
-    before = snapshot(cluster)
+    before = snapshot(cluster, namespace)
     result = cluster.helm("install", "modelops", str(ROOT / "charts/modelops"), "-n", namespace,
                           "--wait", "--timeout", "3m", check=False)
     assert result.returncode == 0, result.stderr
@@ -47,7 +54,7 @@ def test_helm_install_and_uninstall(cluster, crd, namespace):
 
     result = cluster.helm("uninstall", "modelops", "-n", namespace, "--wait", check=False)
     assert result.returncode == 0, result.stderr
-    after = wait_until_same(cluster, before)
+    after = wait_until_same(cluster, before, namespace)
     assert after == before, f"left behind: {after - before}; removed: {before - after}"
     # Helm never deletes CRDs (that would delete every ModelDeployment); it is still there.
     assert cluster.kubectl("get", "crd", "modeldeployments.modelops.io", check=False).returncode == 0

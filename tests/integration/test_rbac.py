@@ -4,13 +4,11 @@ Every check is made with the ServiceAccount's own token against the real API
 server's RBAC authorizer: real requests where they are cheap, and
 SelfSubjectAccessReviews (kubectl auth can-i) for the rest of the matrix."""
 
-import json
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytestmark = pytest.mark.cluster
 
@@ -71,17 +69,7 @@ def operator_kubeconfig(cluster, crd, namespace, tmp_path):
     operator ServiceAccount's token (no admin client certificate)."""
     cluster.helm("install", RELEASE, CHART, "-n", namespace, "--wait", "--timeout", "3m")
     try:
-        token = cluster.kubectl("create", "token", SA, "-n", namespace, "--duration=10m").stdout.strip()
-        admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
-        server = admin["clusters"][0]["cluster"]
-        config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-            "clusters": [{"name": "local", "cluster": server}],
-            "users": [{"name": "operator", "user": {"token": token}}],
-            "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator", "namespace": namespace}}],
-        }
-        path = tmp_path / "operator.kubeconfig"
-        path.write_text(yaml.safe_dump(config))
+        path = cluster.service_account_kubeconfig(namespace, SA, tmp_path / "operator.kubeconfig", duration="10m")
         yield path
     finally:
         cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)

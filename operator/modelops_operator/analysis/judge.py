@@ -16,7 +16,6 @@ def judge(checks: list[CheckResult] | tuple[CheckResult, ...]) -> Verdict:
     checks = tuple(checks)
     failed = [c for c in checks if c.result is Result.FAIL]
     if failed:
-        first = failed[0]
         return Verdict(Result.FAIL, "CheckFailed", "; ".join(_describe(c) for c in failed), checks)
     if not checks:
         return Verdict(Result.INCONCLUSIVE, "NoData", "no check returned a result", checks)

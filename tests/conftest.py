@@ -1,0 +1,44 @@
+"""Fixtures for the local Kubernetes cluster (the logic lives in tests/kube.py).
+
+- `cluster` (session): hack/cluster.sh's cluster. MODELOPS_REUSE_CLUSTER=1 reuses a
+  healthy running one (and leaves it running); otherwise a fresh one is made and removed
+  at the end, unless MODELOPS_KEEP_CLUSTER=1.
+- `namespace` (function): a fresh namespace t-<test>-<random>, deleted afterwards (the
+  session waits, bounded, for all of them to be gone at its end).
+Tests that use them are marked `cluster` automatically (`-m "not cluster"` skips them).
+"""
+
+import warnings
+
+import pytest
+
+from tests import kube
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster: needs the local Kubernetes cluster (hack/cluster.sh)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    c = kube.start_session_cluster()
+    yield c
+    left = kube.wait_namespaces_gone(c, c.deleting, timeout=60)
+    if left:
+        warnings.warn(f"test namespaces not deleted within 60s: {left}", stacklevel=1)
+    kube.stop_session_cluster(c)
+
+
+@pytest.fixture
+def namespace(cluster, request):
+    name = kube.create_namespace(cluster, kube.namespace_name(request.node.name))
+    yield name
+    # Deleting a namespace takes >= 5 s (kube-controller-manager's fixed grace period), so
+    # tests do not wait for it one by one: the session waits for all of them at its end.
+    kube.delete_namespace(cluster, name, wait=False)
