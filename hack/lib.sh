@@ -1,0 +1,29 @@
+# Shared settings for hack/*.sh (sourced, not run).
+# Everything heavy (binaries, cluster state) lives in the cache outside the clone so
+# CI runs and later sessions on the same machine reuse it.
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HACK_DIR/.." && pwd)"
+# shellcheck source=versions.env
+source "$HACK_DIR/versions.env"
+
+MODELOPS_CACHE="${MODELOPS_CACHE:-$HOME/.cache/modelops}"
+BIN_DIR="$MODELOPS_CACHE/bin/$KUBE_VERSION"
+CLUSTER_NAME="${MODELOPS_CLUSTER_NAME:-modelops}"
+CLUSTER_DIR="$MODELOPS_CACHE/clusters/$CLUSTER_NAME"
+KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
+# kwokctl keeps its state (pki, etcd data, logs, pids) under $KWOK_WORKDIR/clusters/<name>.
+export KWOK_WORKDIR="$MODELOPS_CACHE/kwok"
+
+# All binaries are pure Go; static builds need no C toolchain.
+export CGO_ENABLED=0
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Prints one field (GoMod, Dir, ...) of `go mod download -json MODULE@VERSION`.
+# Runs outside any module so it never edits a go.mod; uses python3, not jq (not everywhere).
+go_mod_field() { # module@version field
+  (cd / && go mod download -json "$1") |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(d["Error"]) if d.get("Error") else print(d[sys.argv[1]])' "$2"
+}
