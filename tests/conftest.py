@@ -25,6 +25,17 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.cluster)
 
 
+def pytest_collection_finish(session):
+    # A cold build of the cluster's binaries takes minutes: do it before the tests, so it
+    # does not count against the first cluster test's timeout. Only when one will run.
+    if session.config.option.collectonly or not any(i.get_closest_marker("cluster") for i in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line("modelops: hack/build-binaries.sh (builds missing cluster binaries)")
+    kube.ensure_binaries()
+
+
 @pytest.fixture(scope="session")
 def cluster():
     c = kube.start_session_cluster()

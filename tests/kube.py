@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,16 +150,24 @@ def cluster_healthy() -> bool:
     return run(["bash", str(CLUSTER_SH), "status"], check=False, timeout=60).returncode == 0
 
 
+def _hack(script: str, *args: str, timeout: float) -> None:
+    """Runs a hack/ script; its output goes to a file, not a pipe (never wait on a pipe that
+    a daemon started by the script may hold), and into the exception if it fails."""
+    with tempfile.TemporaryFile("w+") as out:
+        rc = subprocess.run(["bash", str(ROOT / "hack" / script), *args], stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        if rc != 0:
+            out.seek(0)
+            raise RuntimeError(f"hack/{script} {' '.join(args)} failed ({rc}):\n{out.read()[-4000:]}")
+
+
+def ensure_binaries(timeout: float = 3600) -> None:
+    """hack/build-binaries.sh: builds whatever binary is missing (minutes when cold)."""
+    _hack("build-binaries.sh", timeout=timeout)
+
+
 def _cluster_sh(action: str, timeout: float) -> None:
-    # Output goes to a file, not a pipe: never wait on a pipe that a daemon may hold.
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelops-cluster-{action}-{os.getpid()}.log"
-    with open(log, "w") as out:
-        rc = subprocess.run(["bash", str(CLUSTER_SH), action], stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=subprocess.STDOUT, timeout=timeout).returncode
-    text = log.read_text()
-    log.unlink()
-    if rc != 0:
-        raise RuntimeError(f"hack/cluster.sh {action} failed ({rc}):\n{text[-4000:]}")
+    _hack("cluster.sh", action, timeout=timeout)
 
 
 def cluster_up(timeout: float = 3600) -> Cluster:
