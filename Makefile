@@ -12,8 +12,6 @@ export MODELOPS_CACHE ?= $(HOME)/.cache/modelops
 include hack/versions.env
 BIN := $(MODELOPS_CACHE)/bin/$(KUBE_VERSION)
 HELM := $(BIN)/helm
-KUBECTL := $(BIN)/kubectl
-KUBECONFIG_PATH = $(shell hack/cluster.sh kubeconfig)
 PYTEST_ARGS ?=
 
 .PHONY: help venv deps binaries cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
@@ -57,15 +55,8 @@ test: venv deps binaries ## Run the whole test suite (unit, then integration on 
 test-unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-demo: venv binaries cluster-up ## The local cluster, the chart, an example ModelDeployment, kubectl get md
-	@export KUBECONFIG="$(KUBECONFIG_PATH)"; \
-	echo "== installing the modelops chart"; \
-	$(HELM) upgrade --install modelops charts/modelops --namespace modelops --create-namespace --wait --timeout 3m; \
-	$(KUBECTL) create namespace ml --dry-run=client -o yaml | $(KUBECTL) apply -f - >/dev/null; \
-	echo "== applying manifests/examples/canary.yaml"; \
-	$(KUBECTL) apply -n ml -f manifests/examples/canary.yaml; \
-	echo "== kubectl get md -n ml"; \
-	$(KUBECTL) get md -n ml -o wide
+demo: venv binaries ## The local cluster, the chart, the operator, an example ModelDeployment, kubectl get md
+	VENV=$(VENV) hack/demo.sh
 
 bench: venv ## Run the benchmarks; results go to bench/results/
 	@ls bench/*/__main__.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }

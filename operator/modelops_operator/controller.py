@@ -185,6 +185,12 @@ class Controller:
             return None
         self.reconciles += 1
         meta = body["metadata"]
+        # A transition recorded by a process that died before announcing it is
+        # announced before any new one is made, so no Event is ever skipped.
+        recorded = (body.get("status") or {}).get("transition")
+        if recorded and self.announced.get(key) != recorded["seq"]:
+            await self.api.announce(body, recorded)
+            self.announced[key] = recorded["seq"]
         observed = Observed(dict(self.children.get(key, {})))
         now = self.clock()
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from .. import kube
+
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"
 
@@ -19,6 +21,14 @@ def tools():
 @pytest.fixture(scope="session")
 def crd(cluster):
     """The ModelDeployment CRD, installed and established."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io", "--timeout=60s")
+    install_crd(cluster)
     return "modeldeployments.modelops.io"
+
+
+def install_crd(cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    # Polled rather than `kubectl wait`, which fails while status.conditions is still unset.
+    kube.wait_for(lambda: cluster.kubectl(
+        "get", "crd", "modeldeployments.modelops.io", "-o",
+        'jsonpath={.status.conditions[?(@.type=="Established")].status}').stdout == "True",
+        60, message="the ModelDeployment CRD to be established")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import install_crd
+
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,8 +83,7 @@ def test_kubectl_apply_k_and_delete_k(cluster, crd):
         after = wait_until_same(cluster, before)
         assert after == before, f"left behind: {after - before}; removed: {before - after}"
     finally:
-        cluster.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io", "--timeout=60s")
+        install_crd(cluster)
 
 
 def test_helm_and_kustomize_render_the_same_objects(cluster):

@@ -250,12 +250,67 @@ def test_kill_nine_at_random_moments(cluster, namespace, operator):
         operator.start()
         time.sleep(0.5)
     assert outcomes == ["Succeeded", "RolledBack", "Succeeded"]
-    reasons = event_reasons(cluster, namespace, "churn")
+    # A transition recorded just before a kill is announced by the next process.
+    seq = get_md(cluster, namespace, "churn")["status"]["transition"]["seq"]
+    reasons = wait_for(lambda: len(r := event_reasons(cluster, namespace, "churn")) >= seq and r, 30,
+                       what="every transition announced")
     one_rollout_ok = ["RolloutStarted", "StepWeightSet", "StepStarted", "StepWeightSet", "PauseEnded", "StepStarted",
                       "StepWeightSet", "Promoting", "Promoted"]
     expected = ["Deploying", "Available", *one_rollout_ok,
                 "RolloutStarted", "StepWeightSet", "AnalysisFailed", *one_rollout_ok]
     assert reasons == expected, reasons
     assert len(deployments(cluster, namespace, "churn")) <= 2  # no duplicate children
-    st = get_md(cluster, namespace, "churn")["status"]
-    assert st["transition"]["seq"] == len(reasons)  # no transition was made without its Event
+    assert seq == len(reasons)  # no transition without its Event, and no Event twice
+
+
+def test_invalid_spec_that_slipped_past_validation(cluster, namespace, operator):
+    """With an older CRD that lacks a rule, a bad spec reaches the operator: it says
+    InvalidSpec, naming the field, and changes nothing."""
+    apply(cluster, namespace, md("churn"))
+    wait_phase(cluster, namespace, "churn", "Succeeded", "1.0.0")
+    before = children(cluster, namespace, "churn")
+    crd = json.loads(cluster.kubectl("get", "crd", "modeldeployments.modelops.io", "-o", "json").stdout)
+    steps = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "strategy"]["properties"]["canary"]["properties"]["steps"]
+    rules = steps.pop("x-kubernetes-validations")
+    path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/strategy/properties/canary/properties/steps/x-kubernetes-validations"
+    cluster.kubectl("patch", "crd", "modeldeployments.modelops.io", "--type=json",
+                    "-p", json.dumps([{"op": "remove", "path": path}]))
+    try:
+        bad = {"spec": {"model": {"version": "2.0.0"},
+                        "strategy": {"canary": {"steps": [{"weight": 60}, {"weight": 30}]}}}}
+        wait_for(lambda: cluster.kubectl("patch", "md", "churn", "-n", namespace, "--type=merge",
+                                         "-p", json.dumps(bad), check=False).returncode == 0, 30,
+                 what="the relaxed CRD to accept the bad spec")
+
+        def invalid():
+            st = get_md(cluster, namespace, "churn")["status"]
+            cond = next((c for c in st["conditions"] if c["type"] == "InvalidSpec"), {})
+            return cond.get("status") == "True" and (st, cond)
+
+        st, cond = wait_for(invalid, 60, what="InvalidSpec")
+        assert "spec.strategy.canary.steps[1].weight" in cond["message"]
+        assert st["phase"] == "Succeeded" and st["stable"]["version"] == "1.0.0" and "candidate" not in st
+        time.sleep(3)
+        assert children(cluster, namespace, "churn") == before
+        assert event_reasons(cluster, namespace, "churn")[-1] == "InvalidSpec"
+    finally:
+        cluster.kubectl("patch", "crd", "modeldeployments.modelops.io", "--type=json",
+                        "-p", json.dumps([{"op": "add", "path": path, "value": rules}]))
+
+
+def test_shadow_failure_never_takes_traffic(cluster, namespace, operator):
+    strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 100, "duration": "30s"}, "trafficRouting": GATEWAY}
+    apply(cluster, namespace, md("pricing", strategy=strategy, replicas=2))
+    wait_phase(cluster, namespace, "pricing", "Succeeded", "1.0.0")
+    set_version(cluster, namespace, "pricing", "2.0.0", analysis={"customChecks": FAIL})
+    weights = set()
+
+    def rolled_back():
+        route = json.loads(cluster.kubectl("get", "httproute", "pricing", "-n", namespace, "-o", "json").stdout)
+        weights.update(b.get("weight") for b in route["spec"]["rules"][0]["backendRefs"] if b["name"].endswith("canary"))
+        return get_md(cluster, namespace, "pricing")["status"]["phase"] == "RolledBack" and route
+
+    route = wait_for(rolled_back, 60, interval=0.3, what="shadow rolled back")
+    assert weights <= {0}  # the candidate only ever saw mirrored requests
+    assert "filters" not in route["spec"]["rules"][0]

@@ -1,0 +1,191 @@
+"""Convergence at scale: N ModelDeployments created at once; the time until every one
+has its children (Deployment, Services) and a status, against a plain client that
+creates the same children directly, in the same run on the same cluster. Also the
+operator's peak RSS. Results: bench/results/operator_convergence.{json,md}.
+
+python -m bench.operator.convergence [--count 1000] [--quick]"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import kube  # noqa: E402  (the test suite's cluster helpers)
+
+from modelops_operator import MANAGER  # noqa: E402
+from modelops_operator.planner import Observed, plan  # noqa: E402
+
+RESULTS = ROOT / "bench/results"
+THREADS = 8
+
+
+def model_deployment(i: int) -> dict:
+    return {"apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": f"m{i:04d}"},
+            "spec": {"model": {"name": f"m{i:04d}", "version": "1.0.0", "image": "registry.example/m:1.0.0"},
+                     "replicas": 1, "strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50}]}}}}
+
+
+def children_of(doc: dict, namespace: str) -> list[dict]:
+    """Exactly what the operator creates for a new ModelDeployment (its own planner)."""
+    meta = {"name": doc["metadata"]["name"], "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000000",
+            "generation": 1}
+    return plan(meta, doc["spec"], {}, Observed(), datetime.now(timezone.utc)).apply
+
+
+def count_ready(api: client.CustomObjectsApi, apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str,
+                with_status: bool) -> int:
+    deploys = {d.metadata.labels["modelops.io/modeldeployment"]
+               for d in apps.list_namespaced_deployment(namespace).items}
+    services = {}
+    for s in core.list_namespaced_service(namespace).items:
+        md = s.metadata.labels["modelops.io/modeldeployment"]
+        services[md] = services.get(md, 0) + 1
+    done = {md for md in deploys if services.get(md, 0) >= 2}
+    if with_status:
+        mds = api.list_namespaced_custom_object("modelops.io", "v1alpha1", namespace, "modeldeployments")["items"]
+        done &= {m["metadata"]["name"] for m in mds if (m.get("status") or {}).get("phase")}
+    return len(done)
+
+
+def wait_all(count: int, probe, timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe() >= count:
+            return time.monotonic()
+        time.sleep(0.5)
+    raise TimeoutError(f"not converged in {timeout}s: {probe()} of {count}")
+
+
+def create_all(fn, items) -> None:
+    with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
+
+
+def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
+    try:
+        core.delete_namespace(name)
+        while True:
+            core.read_namespace(name)
+            time.sleep(1)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+
+def baseline(count: int, namespace: str) -> float:
+    """The same children, created directly by a plain client (same threads, SSA)."""
+    core, apps = client.CoreV1Api(), client.AppsV1Api()
+    dyn = DynamicClient(client.ApiClient())
+    fresh_namespace(core, namespace)
+    objs = [o for i in range(count) for o in children_of(model_deployment(i), namespace)]
+    for o in objs:
+        o["metadata"].pop("ownerReferences", None)  # no owner: nothing to own them here
+
+    def create(obj):
+        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res.server_side_apply(body=obj, namespace=namespace, field_manager=MANAGER, force_conflicts=True)
+
+    start = time.monotonic()
+    create_all(create, objs)
+    end = wait_all(count, lambda: count_ready(None, apps, core, namespace, False), 1800)
+    return end - start
+
+
+def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) -> tuple[float, float]:
+    core, apps, api = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
+    fresh_namespace(core, namespace)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_LOG_LEVEL": "warning",
+           "MODELOPS_PROMETHEUS_URL": "http://127.0.0.1:9"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "modelops_operator.main", "--namespace", namespace],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], p.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        time.sleep(3)  # the operator's watches are up
+        start = time.monotonic()
+        create_all(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
+                                                                   "modeldeployments", doc),
+                   [model_deployment(i) for i in range(count)])
+        end = wait_all(count, lambda: count_ready(api, apps, core, namespace, True), 1800)
+        return end - start, peak[0] / 2**20
+    finally:
+        stop.set()
+        proc.terminate()
+        proc.wait(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="100 ModelDeployments")
+    args = parser.parse_args(argv)
+    count = 100 if args.quick else args.count
+
+    reused = os.environ.get("MODELOPS_REUSE_CLUSTER") == "1" and kube.cluster_healthy()
+    cluster = kube.start_session_cluster()
+    try:
+        config.load_kube_config(str(cluster.kubeconfig))
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                        str(ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
+        base = baseline(count, "bench-baseline")
+        operator_s, rss = with_operator(count, "bench-operator", cluster.kubeconfig,
+                                        RESULTS / "operator_convergence.log")
+        for ns in ("bench-baseline", "bench-operator"):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    finally:
+        if not reused:
+            kube.stop_session_cluster(cluster)
+
+    result = {"count": count, "baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
+              "ratio": round(operator_s / base, 3), "ratio_target": 2.0, "operator_peak_rss_mib": round(rss, 1),
+              "rss_target_mib": 300, "threads": THREADS, "cpus": os.cpu_count(),
+              "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "operator_convergence.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "operator_convergence.md").write_text(
+        "# Operator convergence at scale\n\n"
+        f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a status.\n\n"
+        "| | seconds | target |\n|---|---|---|\n"
+        f"| plain client creating the same children | {base:.1f} | |\n"
+        f"| operator | {operator_s:.1f} | |\n"
+        f"| ratio operator / plain client | {operator_s / base:.2f} | <= 2 |\n"
+        f"| operator peak RSS | {rss:.0f} MiB | <= 300 MiB |\n")
+    print(json.dumps(result, indent=2))
+    ok = result["ratio"] <= 2.0 and rss <= 300
+    print("convergence:", "within targets" if ok else "MISSES a target")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
