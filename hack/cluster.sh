@@ -14,13 +14,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Pods get IPs from here (kwok's IP pool). Loopback: the whole 127/8 is routed to lo.
-POD_CIDR=127.0.1.0/24
+POD_CIDR=127.1.0.0/16
 # InternalIP of the fake nodes (so pods' hostIP is loopback too).
 NODE_IP_PREFIX=127.0.2.
 NODE_COUNT=2
 # Service ClusterIPs (not routable anywhere; kept in loopback so nothing ever sends
 # packets to a private range by mistake).
-SERVICE_CIDR=127.0.3.0/24
+SERVICE_CIDR=127.3.0.0/16
 
 KUBECTL="$BIN_DIR/kubectl"
 KWOKCTL="$BIN_DIR/kwokctl"

@@ -13,12 +13,12 @@ hack/cluster.sh up
 log "installing the modelops chart (namespace modelops, managing namespace ml)"
 k create namespace ml --dry-run=client -o yaml | k apply -f - >/dev/null
 "$BIN_DIR/helm" upgrade --install modelops charts/modelops --namespace modelops --create-namespace \
-  --set 'watchNamespaces={ml}' --wait --timeout 3m >/dev/null
+  --set 'watchNamespaces={ml}' --wait --timeout 3m 2> >(grep -v 'found symbolic link' >&2) >/dev/null
 k apply --server-side --force-conflicts -f manifests/crds/modelops.io_modeldeployments.yaml >/dev/null
 
 sa_config="$CLUSTER_DIR/operator.kubeconfig"
 server="$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
-ca="$(k config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+ca="$(k config view --minify --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
 token="$(k create token modelops-operator -n modelops --duration=1h)"
 cat >"$sa_config" <<YAML
 apiVersion: v1

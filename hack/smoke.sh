@@ -68,7 +68,7 @@ kc get pods -n smoke -o wide
 mapfile -t pod_ips < <(kc get pods -n smoke -l app=web -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}' | sort)
 [[ ${#pod_ips[@]} == 3 ]] || die "expected 3 pod IPs, got: ${pod_ips[*]}"
 for ip in "${pod_ips[@]}"; do
-  [[ "$ip" == 127.0.1.* ]] || die "pod IP $ip is not in 127.0.1.0/24"
+  [[ "$ip" == 127.1.* ]] || die "pod IP $ip is not in 127.1.0.0/16"
 done
 ready="$(kc get deployment web -n smoke -o jsonpath='{.status.readyReplicas}')"
 [[ "$ready" == 3 ]] || die "readyReplicas=$ready"

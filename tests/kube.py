@@ -3,7 +3,7 @@
 The cluster is kwokctl's binary runtime with our own builds of the control plane
 (hack/build-binaries.sh): real etcd, kube-apiserver (TLS, RBAC, ServiceAccount tokens),
 kube-controller-manager and kube-scheduler, plus fake kwok nodes that make pods
-Running/Ready with loopback IPs from 127.0.1.0/24, so a test can bind a real process to
+Running/Ready with loopback IPs from 127.1.0.0/16, so a test can bind a real process to
 a pod's IP and reach it through Services/EndpointSlices.
 
 Plain standard library: tests/conftest.py wraps this in pytest fixtures.

@@ -91,7 +91,7 @@ class NoProvider:
 
 class Controller:
     def __init__(self, api: KubeApi, config: OperatorConfig, analyzer: Analyzer | None = None,
-                 workers: int = 4, clock=lambda: datetime.now(timezone.utc)):
+                 workers: int = 8, clock=lambda: datetime.now(timezone.utc)):
         self.api, self.config, self.analyzer = api, config, analyzer or NoProvider()
         self.workers, self.clock = workers, clock
         self.queue = WorkQueue()
@@ -209,17 +209,21 @@ class Controller:
 
         # 2. The objects follow from the recorded status.
         missing = []
-        for obj in p.apply:
+
+        async def apply(obj):
             ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
             digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
             if self.applied.get(ref) == digest:
-                continue
+                return
             try:
                 await self.api.apply(obj)
             except MissingApi as err:
                 missing.append(str(err))
-                continue
+                return
             self.applied[ref] = digest
+
+        # Children of one ModelDeployment do not depend on each other: apply them at once.
+        await asyncio.gather(*(apply(obj) for obj in p.apply))
         for rev, replicas in p.scale.items():
             state = observed.revisions.get(rev)
             if state is None or state.replicas != replicas:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 
 import httpx
@@ -49,9 +50,12 @@ def test_normal_traffic_is_quiet_then_shifted_traffic_drifts(models_dir, start):
     _, monitor = start.monitor(models_dir / "churn-sklearn-v1" / "profile.json")
     _, server = start.server(models_dir / "churn-sklearn-v1", monitor)
 
-    stats = send(server, customers(2000, seed=101), feedback=monitor)
+    stats = send(server, customers(2000, seed=101))
     assert stats["ok"] == stats["requests"] == 200
     wait_rows(monitor, 2000)
+    # Ground truth arrives later, by prediction id.
+    r = httpx.post(monitor + "/feedback", json={"labels": stats["labels"]})
+    assert r.json() == {"matched": 2000, "unmatched": 0, "malformed": 0}
     m = scrape(monitor)
     base = {"modeldeployment": "churn", "namespace": "ml", "track": "canary", "revision": "r1"}
     assert value(m, "modelops_window_samples", **base) == 2000
@@ -130,7 +134,7 @@ def test_killing_the_monitor_under_load_fails_no_prediction(models_dir, start):
     t = threading.Thread(target=lambda: result.update(send(server, df, concurrency=8)))
     t.start()
     threading.Event().wait(1.0)
-    mon_proc.stop()  # SIGTERM to the monitor while requests are in flight
+    mon_proc.stop(signal.SIGKILL)  # the monitor dies while requests are in flight
     t.join()
     assert result["requests"] == 600
     assert result["errors"] == 0
