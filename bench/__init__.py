@@ -1,0 +1,1 @@
+"""Benchmarks for modelops (python -m bench.<area>.<name>)."""

@@ -1,0 +1,1 @@
+"""Drift engine and data-plane benchmarks; results go to bench/results/drift_*."""

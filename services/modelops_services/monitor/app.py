@@ -1,0 +1,120 @@
+"""The monitor's HTTP face (aiohttp): /observe, /feedback, /metrics, /drift, /healthz.
+
+A background task rotates the sub-windows every window/n_sub seconds. Handlers
+never let an exception out: bad input is a 400 and a counter, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..drift import Profile
+from .config import MonitorConfig
+from .exposition import make_registry
+from .state import MonitorState
+
+log = logging.getLogger("modelops.monitor")
+STATE = web.AppKey("state", MonitorState)
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no NaN: undefined numbers become null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+async def _json_body(request: web.Request) -> tuple[Any, bool]:
+    try:
+        return json.loads(await request.read()), True
+    except (ValueError, UnicodeDecodeError):
+        return None, False
+
+
+async def observe(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body, ok = await _json_body(request)
+    if not ok:
+        state.malformed += 1
+        return web.json_response({"error": "body is not JSON"}, status=400)
+    accepted, bad = state.observe(body)
+    status = 400 if accepted == 0 and bad > 0 else 200
+    return web.json_response({"accepted": accepted, "malformed": bad}, status=status)
+
+
+async def feedback(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body, ok = await _json_body(request)
+    if not ok:
+        state.feedback["malformed"] += 1
+        return web.json_response({"error": "body is not JSON"}, status=400)
+    matched, unmatched, bad = state.add_feedback(body)
+    status = 400 if matched == unmatched == 0 and bad > 0 else 200
+    return web.json_response({"matched": matched, "unmatched": unmatched, "malformed": bad}, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app["registry"])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def drift(request: web.Request) -> web.Response:
+    return web.json_response(_finite(request.app[STATE].snapshot()))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"status": "ok", "profile": state.profile.hash})
+
+
+@web.middleware
+async def never_crash(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:  # a bug must cost one request, not the monitor
+        log.exception("unhandled error on %s", request.path)
+        if request.path in ("/observe", "/feedback"):
+            request.app[STATE].malformed += 1
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+async def _rotator(app: web.Application) -> Any:
+    state = app[STATE]
+    period = state.config.window_seconds / state.config.n_sub
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(period)
+            state.rotate()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+
+
+def make_app(config: MonitorConfig, profile: Profile | None = None) -> web.Application:
+    profile = profile or Profile.load(config.profile_path)
+    state = MonitorState(config, profile)
+    app = web.Application(middlewares=[never_crash], client_max_size=config.max_body_bytes)
+    app[STATE] = state
+    app["registry"] = make_registry(state)
+    app.router.add_post("/observe", observe)
+    app.router.add_post("/feedback", feedback)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/drift", drift)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(_rotator)
+    return app

@@ -1,0 +1,111 @@
+"""Prometheus exposition of the monitor state.
+
+Labels come only from {modeldeployment, namespace, track, revision, feature,
+method, status}; feature values are the profile's feature names (fixed at
+start), never a raw value or category, so the series count is bounded.
+Undefined values (empty window, no labels yet) are exported as NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .state import LATENCY_BUCKETS, STATUS_CLASSES, MonitorState
+
+BASE = ("modeldeployment", "namespace", "track", "revision")
+
+
+class MonitorCollector(Collector):
+    def __init__(self, state: MonitorState):
+        self.state = state
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.state
+        base = [str(s.config.labels.get(k, "")) for k in BASE]
+        r = s.report()
+
+        def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=[*BASE, *extra])
+
+        score = gauge("modelops_feature_drift_score", "Drift score per feature and method (psi, js, ks, chi2)", ("feature", "method"))
+        pval = gauge("modelops_feature_drift_pvalue", "Unadjusted p-value per feature: chi2 homogeneity and binned KS", ("feature", "method"))
+        padj = gauge("modelops_feature_drift_pvalue_adjusted", "Chi-square p-value after Holm/BH correction across features", ("feature",))
+        drifted = gauge("modelops_feature_drifted", "1 when the feature drifted: PSI over its band and significant after correction", ("feature",))
+        level = gauge("modelops_feature_drift_level", "0 none, 1 warn, 2 alarm (PSI band reached and significant)", ("feature",))
+        missing = gauge("modelops_feature_missing_rate", "Share of missing values in the window", ("feature",))
+        unseen = gauge("modelops_feature_unseen_rate", "Share of categories never seen in training, or numbers outside the training range", ("feature",))
+        for i, name in enumerate(r.names):
+            for method, arr in (("psi", r.psi), ("js", r.js), ("ks", r.ks), ("chi2", r.chi2)):
+                score.add_metric([*base, name, method], float(arr[i]))
+            pval.add_metric([*base, name, "chi2"], float(r.pvalue[i]))
+            pval.add_metric([*base, name, "ks"], float(r.ks_pvalue[i]))
+            padj.add_metric([*base, name], float(r.pvalue_adjusted[i]))
+            drifted.add_metric([*base, name], float(r.drifted[i]))
+            level.add_metric([*base, name], float(r.level[i]))
+            missing.add_metric([*base, name], float(r.missing_rate[i]))
+            unseen.add_metric([*base, name], float(r.unseen_rate[i]))
+        yield from (score, pval, padj, drifted, level, missing, unseen)
+
+        share = gauge("modelops_drifted_feature_share", "Share of input features that drifted (prediction excluded)")
+        share.add_metric(base, r.drifted_feature_share)
+        yield share
+        rows = gauge("modelops_window_samples", "Rows in the sliding drift window")
+        rows.add_metric(base, float(r.n))
+        yield rows
+        labelled = gauge("modelops_window_labelled_samples", "Labelled predictions in the sliding quality window")
+        labelled.add_metric(base, float(s.quality.n))
+        yield labelled
+
+        h = s.window_health()
+        for name, key, doc in (
+            ("modelops_window_requests", "requests", "Requests in the sliding window"),
+            ("modelops_error_rate", "error_rate", "Share of 5xx responses in the sliding window"),
+            ("modelops_client_error_rate", "client_error_rate", "Share of 4xx responses in the sliding window"),
+            ("modelops_window_latency_p50_seconds", "latency_p50_seconds", "Median request latency in the window (bin upper edge)"),
+            ("modelops_window_latency_p99_seconds", "latency_p99_seconds", "99th percentile request latency in the window (bin upper edge)"),
+        ):
+            g = gauge(name, doc)
+            g.add_metric(base, float(h[key]))
+            yield g
+
+        req = CounterMetricFamily("modelops_requests", "Answered prediction requests by status class", labels=[*BASE, "status"])
+        for cls in STATUS_CLASSES:
+            req.add_metric([*base, cls], s.requests_total[cls])
+        yield req
+
+        cum, buckets = 0, []
+        for edge, c in zip((*LATENCY_BUCKETS, float("inf")), s.latency_buckets):
+            cum += int(c)
+            buckets.append(("+Inf" if edge == float("inf") else repr(edge), cum))
+        hist = HistogramMetricFamily("modelops_request_latency_seconds", "Request latency measured by the model server", labels=list(BASE))
+        hist.add_metric(base, buckets, s.latency_sum)
+        yield hist
+
+        for name, value, doc in (
+            ("modelops_observed_rows", s.observed_rows, "Rows added to the drift window"),
+            ("modelops_malformed_observations", s.malformed, "Observation batches or records that were malformed and ignored"),
+            ("modelops_dropped_records", s.dropped, "Records the model server dropped because its queue to the monitor was full or the monitor was unreachable"),
+            ("modelops_pending_evicted", s.pending.evicted, "Predictions evicted before their label arrived"),
+        ):
+            c = CounterMetricFamily(name, doc, labels=list(BASE))
+            c.add_metric(base, value)
+            yield c
+
+        fb = CounterMetricFamily("modelops_feedback", "Ground-truth labels received, by status (matched, unmatched, malformed)", labels=[*BASE, "status"])
+        for k, v in s.feedback.items():
+            fb.add_metric([*base, k], v)
+        yield fb
+
+        q = gauge("modelops_model_quality", "Online model quality over the window, by method (accuracy, precision, recall, f1, roc_auc; rmse, mae, r2)", ("method",))
+        for k, v in s.quality.metrics().items():
+            q.add_metric([*base, k], float(v))
+        yield q
+
+
+def make_registry(state: MonitorState) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(MonitorCollector(state))
+    return reg

@@ -1,0 +1,91 @@
+"""The monitor's bookkeeping: counts, drops, malformed input, feedback."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelops_services.drift import fit_profile
+from modelops_services.monitor.config import MonitorConfig, parse_duration
+from modelops_services.monitor.exposition import make_registry
+from modelops_services.monitor.state import MonitorState
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.fixture
+def state():
+    rng = np.random.default_rng(0)
+    n = 5000
+    prof = fit_profile(
+        {"x": rng.normal(size=n), "c": rng.choice(["a", "b"], size=n).astype(object)},
+        prediction={"__prediction__": rng.uniform(size=n), "__prediction_label__": rng.choice(["0", "1"], size=n).astype(object)},
+        kinds={"__prediction_label__": "categorical"},
+        info={"task": "classification", "positive_class": 1},
+    )
+    cfg = MonitorConfig(profile_path="-", labels={"modeldeployment": "m", "namespace": "ns", "track": "canary", "revision": "r"})
+    return MonitorState(cfg, prof)
+
+
+def record(i, status=200, x=0.1):
+    return {"id": f"r{i}", "status": status, "latency_ms": 2.0, "features": [{"x": x, "c": "a"}],
+            "predictions": [1], "scores": [0.8], "ids": [f"r{i}-0"]}
+
+
+def test_counts_requests_rows_and_errors(state):
+    state.observe({"records": [record(i) for i in range(8)] + [record(8, 500), record(9, 400)], "dropped": 3})
+    h = state.window_health()
+    assert state.report().n == 8
+    assert h["requests"] == 10 and h["error_rate"] == pytest.approx(0.1)
+    assert state.requests_total == {"2xx": 8, "4xx": 1, "5xx": 1}
+    assert state.dropped == 3
+    assert h["latency_p50_seconds"] == pytest.approx(0.002, rel=0.05)
+
+
+def test_malformed_records_are_counted_and_the_rest_kept(state):
+    bad = [{"status": 200}, {"status": "x", "latency_ms": 1}, 7, {**record(1), "predictions": []}]
+    accepted, malformed = state.observe({"records": [record(0), *bad]})
+    assert (accepted, malformed) == (1, 4)
+    assert state.malformed == 4 and state.report().n == 1
+    assert state.observe("garbage") == (0, 1)
+
+
+def test_feedback_matches_by_id(state):
+    state.observe({"records": [record(i) for i in range(4)]})
+    assert state.add_feedback({"labels": [{"id": "r0-0", "label": 1}, {"id": "r1-0", "label": 0},
+                                          {"id": "nope", "label": 1}, {"label": 1}]}) == (2, 1, 1)
+    m = state.quality.metrics()
+    assert m["accuracy"] == 0.5 and m["precision"] == 0.5 and m["recall"] == 1.0
+
+
+def test_metrics_use_only_bounded_labels(state):
+    state.observe({"records": [record(i, x="not-a-number") for i in range(3)]})
+    text = generate_latest(make_registry(state)).decode()
+    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "le"}
+    fams = list(text_string_to_metric_families(text))
+    assert all(f.name.startswith("modelops_") for f in fams)
+    for f in fams:
+        for s in f.samples:
+            assert set(s.labels) <= allowed, s
+            assert s.labels.get("feature", "x") in {"x", "c", "__prediction__", "__prediction_label__"}
+    assert "not-a-number" not in text
+
+
+def test_parse_duration():
+    assert parse_duration("5m") == 300 and parse_duration("1h30m") == 5400 and parse_duration("45") == 45
+    with pytest.raises(ValueError):
+        parse_duration("5 minutes")
+
+
+anything = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=6), max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(anything, anything)
+def test_any_input_is_absorbed(state, obs, fb):
+    state.observe(obs)
+    state.observe({"records": obs if isinstance(obs, list) else [obs]})
+    state.add_feedback(fb)
+    state.snapshot()
+    generate_latest(make_registry(state))
