@@ -58,8 +58,10 @@ test-unit: venv ## Unit tests only (no cluster)
 demo: venv binaries ## The local cluster, the chart, the operator, an example ModelDeployment, kubectl get md
 	VENV=$(VENV) hack/demo.sh
 
-bench: venv ## Run the benchmarks; results go to bench/results/
-	@ls bench/*/__main__.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+bench: venv binaries ## Run the benchmarks (BENCH_ARGS=--quick for a short run); results go to bench/results/
+	$(VENV)/bin/pip install --quiet -e '.[operator,services,dev,bench]'
+	$(PY) -m bench.operator $(BENCH_ARGS)
+	$(PY) -m bench.drift $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv (the binary cache stays)
 	rm -rf $(VENV) .pytest_cache
