@@ -78,8 +78,12 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         {"name": "MODELOPS_MODEL_VERSION", "value": spec.version},
         {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
     ]
-    if spec.model.get("uri"):
-        env.append({"name": "MODELOPS_MODEL_URI", "value": spec.model["uri"]})
+    uri = spec.model.get("uri")
+    if uri:
+        env.append({"name": "MODELOPS_MODEL_URI", "value": uri})
+        if uri.startswith("file://"):
+            # The model server loads a mounted or baked-in model directory.
+            env.append({"name": "MODELOPS_MODEL_DIR", "value": uri[len("file://"):]})
     if spec.monitor.get("enabled", True):
         env.append({"name": "MODELOPS_MONITOR_URL", "value": f"http://127.0.0.1:{spec.monitor.get('port', 9091)}"})
     model = {

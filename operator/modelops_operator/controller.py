@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import datetime, timezone
 
 from .analysis import AnalysisRequest, Analyzer, CheckResult, Result, Verdict
@@ -28,17 +28,20 @@ ANALYSIS_TIMEOUT = 30.0
 
 class WorkQueue:
     """Each key at most once in the queue and never in two workers at once; a key
-    can be scheduled for later, and the earliest schedule wins."""
+    can be scheduled for later, and the earliest schedule wins. Urgent keys (a new
+    or changed ModelDeployment) go before routine ones (child status, timers), so a
+    thousand pods turning ready do not delay a spec change."""
 
     def __init__(self):
-        self._ready: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
+        self._lanes: tuple[deque[Key], deque[Key]] = (deque(), deque())  # urgent, routine
+        self._queued: dict[Key, int] = {}  # key -> lane it waits in
+        self._wake = asyncio.Event()
         self._active: set[Key] = set()
-        self._again: set[Key] = set()
+        self._again: dict[Key, bool] = {}  # key -> urgent, re-queued when its worker is done
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._due: dict[Key, float] = {}
 
-    def add(self, key: Key, delay: float = 0.0) -> None:
+    def add(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         loop = asyncio.get_running_loop()
         if delay > 0:
             due = loop.time() + delay
@@ -50,10 +53,14 @@ class WorkQueue:
             self._timers[key] = loop.call_at(due, self._fire, key)
             return
         if key in self._active:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._ready.put_nowait(key)
+            self._again[key] = self._again.get(key, False) or urgent
+            return
+        lane = 0 if urgent else 1
+        if self._queued.get(key, 2) <= lane:
+            return
+        self._queued[key] = lane  # a stale entry in the other lane is skipped by get()
+        self._lanes[lane].append(key)
+        self._wake.set()
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -61,16 +68,21 @@ class WorkQueue:
         self.add(key)
 
     async def get(self) -> Key:
-        key = await self._ready.get()
-        self._queued.discard(key)
-        self._active.add(key)
-        return key
+        while True:
+            for lane, keys in enumerate(self._lanes):
+                while keys:
+                    key = keys.popleft()
+                    if self._queued.get(key) == lane:
+                        del self._queued[key]
+                        self._active.add(key)
+                        return key
+            self._wake.clear()
+            await self._wake.wait()
 
     def done(self, key: Key) -> None:
         self._active.discard(key)
         if key in self._again:
-            self._again.discard(key)
-            self.add(key)
+            self.add(key, urgent=self._again.pop(key))
 
     def forget(self, key: Key) -> None:
         if key in self._timers:
@@ -78,7 +90,7 @@ class WorkQueue:
         self._due.pop(key, None)
 
     def __len__(self) -> int:
-        return self._ready.qsize()
+        return len(self._queued)
 
 
 class NoProvider:
@@ -101,6 +113,8 @@ class Controller:
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
         self.tasks: list[asyncio.Task] = []
+        self.background: set[asyncio.Task] = set()
+        self.announcing = asyncio.Semaphore(4)
         self.reconciles = 0
 
     # --- watch events ----------------------------------------------------------------
@@ -119,7 +133,7 @@ class Controller:
         if old is None or old.get("spec") != body.get("spec") or \
                 old["metadata"].get("annotations") != body["metadata"].get("annotations") or \
                 old.get("status") != body.get("status"):
-            self.queue.add(key)
+            self.queue.add(key, urgent=True)
 
     def observe_deployment(self, event_type: str, body: dict) -> None:
         meta = body["metadata"]
@@ -142,9 +156,9 @@ class Controller:
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-{i}") for i in range(self.workers)]
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in [*self.tasks, *self.background]:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, *self.background, return_exceptions=True)
         self.api.close()
 
     async def _work(self) -> None:
@@ -168,6 +182,22 @@ class Controller:
             if delay is not None and key in self.bodies:
                 self.queue.add(key, delay)
 
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _announce(self, key: Key, body: dict, transition: dict) -> None:
+        try:
+            async with self.announcing:
+                await self.api.announce(body, transition)
+        except Exception as err:  # noqa: BLE001 - retried by the next pass
+            log.warning("announcing %s for %s/%s failed: %s", transition["reason"], *key, err)
+            if self.announced.get(key) == transition["seq"]:
+                del self.announced[key]
+            if key in self.bodies:
+                self.queue.add(key, 1.0)
+
     async def _analyse(self, request: AnalysisRequest) -> Verdict:
         try:
             return await asyncio.wait_for(self.analyzer.analyse(request), ANALYSIS_TIMEOUT)
@@ -189,8 +219,8 @@ class Controller:
         # announced before any new one is made, so no Event is ever skipped.
         recorded = (body.get("status") or {}).get("transition")
         if recorded and self.announced.get(key) != recorded["seq"]:
-            await self.api.announce(body, recorded)
             self.announced[key] = recorded["seq"]
+            await self._announce(key, body, recorded)
         observed = Observed(dict(self.children.get(key, {})))
         now = self.clock()
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
@@ -235,11 +265,12 @@ class Controller:
         if missing:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
 
-        # 3. The transition is announced once, also if a restart came in between.
+        # 3. The transition is announced once, also if a restart came in between. The
+        # Event is off the critical path: the next pass re-announces it if this fails.
         transition = p.status.get("transition")
         if transition and self.announced.get(key) != transition["seq"]:
-            await self.api.announce(body, transition)
             self.announced[key] = transition["seq"]
+            self._spawn(self._announce(key, body, transition))
 
         if p.transition is not None:
             return 0.0  # one transition per pass: look again at once

@@ -465,3 +465,23 @@ def test_ab_control_winner_keeps_control():
     v2(sim)
     sim.run(lambda s: s.phase() == "RolledBack", judge=always("Pass", winner="control"))
     assert sim.reasons()[-1] == "ControlKept"
+
+
+def test_model_server_and_monitor_are_configured():
+    spec = copy.deepcopy(CANARY)
+    spec["model"]["uri"] = "file:///models/churn-v1"
+    spec["monitor"] = {"window": "2m", "referenceProfile": {"path": "/models/churn-v1/profile.json"}}
+    sim = Sim(spec)
+    p = sim.reconcile()
+    (deploy,) = [o for o in p.apply if o["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    model, monitor = pod["containers"]
+    env = {e["name"]: e["value"] for e in model["env"]}
+    assert env["MODELOPS_MODEL_DIR"] == "/models/churn-v1"
+    assert env["MODELOPS_MONITOR_URL"] == "http://127.0.0.1:9091"
+    menv = {e["name"]: e["value"] for e in monitor["env"]}
+    assert menv["MODELOPS_WINDOW"] == "2m" and menv["MODELOPS_TRACK"] == "stable"
+    assert menv["MODELOPS_PROFILE_PATH"] == "/etc/modelops/profile/profile.json"
+    # The profile lives in the model image: an init container copies it where the monitor reads it.
+    (init,) = pod["initContainers"]
+    assert init["image"] == spec["model"]["image"] and init["command"][1] == "/models/churn-v1/profile.json"
