@@ -3,6 +3,9 @@ has its children (Deployment, Services) and a status, against a plain client tha
 creates the same children directly, in the same run on the same cluster. Also the
 operator's peak RSS. Results: bench/results/operator_convergence.{json,md}.
 
+Each run starts on a quiet cluster: the baseline's namespace (and its thousand pods)
+is gone before the operator's run begins.
+
 python -m bench.operator.convergence [--count 1000] [--quick]"""
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def create_all(fn, items) -> None:
             future.result()
 
 
-def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
+def drop_namespace(core: client.CoreV1Api, name: str) -> None:
+    """Deletes the namespace and waits until it is gone: its pods' churn (ReplicaSets,
+    scheduling, kwok status updates) must not spill into the next measurement."""
     try:
         core.delete_namespace(name)
         while True:
@@ -86,6 +91,20 @@ def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
     except ApiException as err:
         if err.status != 404:
             raise
+
+
+def settle(core: client.CoreV1Api, namespace: str, count: int, timeout: float = 900) -> None:
+    """Waits until the pods of the run are all Running, so nothing is still in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(namespace).items
+        if len(pods) >= count and all(p.status.phase == "Running" for p in pods):
+            return
+        time.sleep(2)
+
+
+def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
+    drop_namespace(core, name)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
 
@@ -105,6 +124,8 @@ def baseline(count: int, namespace: str) -> float:
     start = time.monotonic()
     create_all(create, objs)
     end = wait_all(count, lambda: count_ready(None, apps, core, namespace, False), 1800)
+    settle(core, namespace, count)
+    drop_namespace(core, namespace)
     return end - start
 
 
@@ -137,6 +158,7 @@ def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) 
                                                                    "modeldeployments", doc),
                    [model_deployment(i) for i in range(count)])
         end = wait_all(count, lambda: count_ready(api, apps, core, namespace, True), 1800)
+        settle(core, namespace, count)
         return end - start, peak[0] / 2**20
     finally:
         stop.set()
@@ -161,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         base = baseline(count, "bench-baseline")
         operator_s, rss = with_operator(count, "bench-operator", cluster.kubeconfig,
                                         RESULTS / "operator_convergence.log")
-        for ns in ("bench-baseline", "bench-operator"):
-            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        cluster.kubectl("delete", "namespace", "bench-operator", "--wait=false", check=False)
     finally:
         if not reused:
             kube.stop_session_cluster(cluster)
