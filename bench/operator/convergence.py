@@ -124,6 +124,7 @@ def baseline(count: int, namespace: str) -> float:
     start = time.monotonic()
     create_all(create, objs)
     end = wait_all(count, lambda: count_ready(None, apps, core, namespace, False), 1800)
+    print(f"baseline: {end - start:.1f}s; letting its pods settle and removing them", flush=True)
     settle(core, namespace, count)
     drop_namespace(core, namespace)
     return end - start
@@ -158,7 +159,7 @@ def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) 
                                                                    "modeldeployments", doc),
                    [model_deployment(i) for i in range(count)])
         end = wait_all(count, lambda: count_ready(api, apps, core, namespace, True), 1800)
-        settle(core, namespace, count)
+        print(f"operator: {end - start:.1f}s, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
         return end - start, peak[0] / 2**20
     finally:
         stop.set()
