@@ -19,9 +19,9 @@ def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict, track: st
     mon = spec.monitor
     profile = mon.get("referenceProfile") or {}
     env = [
-        {"name": "MODELOPS_WINDOW", "value": mon.get("window", "5m")},
+        {"name": "MODELOPS_WINDOW", "value": mon["window"]},
         {"name": "MODELOPS_MONITOR_HOST", "value": "0.0.0.0"},
-        {"name": "MODELOPS_MONITOR_PORT", "value": str(mon.get("port", 9091))},
+        {"name": "MODELOPS_MONITOR_PORT", "value": str(mon["port"])},
         {"name": "MODELOPS_MODELDEPLOYMENT", "value": meta["name"]},
         {"name": "MODELOPS_NAMESPACE", "value": meta["namespace"]},
         # The role the pods were created for; the revision is their identity.
@@ -36,7 +36,7 @@ def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict, track: st
         "name": "monitor",
         "image": mon.get("image") or config.monitor_image,
         "env": env,
-        "ports": [{"name": "monitor", "containerPort": int(mon.get("port", 9091))}],
+        "ports": [{"name": "monitor", "containerPort": int(mon["port"])}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 5},
         "resources": mon.get("resources") or MONITOR_RESOURCES,
         "securityContext": RESTRICTED,
@@ -84,8 +84,8 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         if uri.startswith("file://"):
             # The model server loads a mounted or baked-in model directory.
             env.append({"name": "MODELOPS_MODEL_DIR", "value": uri[len("file://"):]})
-    if spec.monitor.get("enabled", True):
-        env.append({"name": "MODELOPS_MONITOR_URL", "value": f"http://127.0.0.1:{spec.monitor.get('port', 9091)}"})
+    if spec.monitor["enabled"]:
+        env.append({"name": "MODELOPS_MONITOR_URL", "value": f"http://127.0.0.1:{spec.monitor['port']}"})
     model = {
         "name": "model",
         "image": spec.image,
@@ -107,7 +107,7 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         "containers": containers,
         "volumes": volumes,
     }
-    if spec.monitor.get("enabled", True):
+    if spec.monitor["enabled"]:
         containers.append(_monitor_container(spec, config, meta, track))
         volume, init = _profile_volume(spec, meta)
         if volume:

@@ -115,7 +115,6 @@ class Controller:
         self.tasks: list[asyncio.Task] = []
         self.background: set[asyncio.Task] = set()
         self.announcing = asyncio.Semaphore(4)
-        self.reconciles = 0
 
     # --- watch events ----------------------------------------------------------------
     def observe_model_deployment(self, event_type: str, body: dict) -> None:
@@ -213,7 +212,6 @@ class Controller:
         body = self.bodies.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
-        self.reconciles += 1
         meta = body["metadata"]
         # A transition recorded by a process that died before announcing it is
         # announced before any new one is made, so no Event is ever skipped.

@@ -63,6 +63,14 @@ class Plan:
     requeue_after: float | None = None
 
 
+def record_transition(status: dict, reason: str, message: str, warning: bool, now: datetime) -> Transition:
+    """Records the next transition in status; its seq names the Event that announces it."""
+    seq = int((status.get("transition") or {}).get("seq", 0)) + 1
+    status["transition"] = {"seq": seq, "type": "Warning" if warning else "Normal", "reason": reason,
+                            "message": message, "time": ts(now)}
+    return Transition(reason, message, warning)
+
+
 def pending_commands(annotations: dict, status: dict) -> set[str]:
     """Commands are annotations whose value changed since last carried out, so the
     operator never edits the user's object to clear them."""
@@ -86,10 +94,7 @@ class _Rollout:
     # --- bookkeeping ---------------------------------------------------------------
     def move(self, reason: str, message: str, warning: bool = False) -> None:
         assert self.transition is None, "one transition per plan"
-        self.transition = Transition(reason, message, warning)
-        seq = int((self.st.get("transition") or {}).get("seq", 0)) + 1
-        self.st["transition"] = {"seq": seq, "type": "Warning" if warning else "Normal", "reason": reason,
-                                 "message": message, "time": ts(self.now)}
+        self.transition = record_transition(self.st, reason, message, warning, self.now)
 
     def handled(self, command: str) -> None:
         value = (self.meta.get("annotations") or {}).get(ANNOTATION.format(command))
@@ -128,7 +133,7 @@ class _Rollout:
             step = spec.steps[min(int(st.get("currentStep", 0)), len(spec.steps) - 1)]
             return Traffic(now.stable, now.candidate, step.weight)
         if spec.strategy == "Shadow":
-            return Traffic(now.stable, now.candidate, 0, int(spec.shadow.get("mirrorPercent", 100)))
+            return Traffic(now.stable, now.candidate, 0, int(spec.shadow["mirrorPercent"]))
         if spec.strategy == "ABTest":
             return Traffic(now.stable, now.candidate, 0, 0, True)
         return Traffic(now.stable, now.candidate, 0)  # BlueGreen preview
@@ -512,8 +517,7 @@ class _Rollout:
             else:
                 # Another revision's pod template lives in its Deployment; only scale it.
                 scale[rev] = replicas
-        effective = traffic.weight
-        apply.extend(self.router.objects(self.meta, spec, traffic, effective))
+        apply.extend(self.router.objects(self.meta, spec, traffic))
 
         keep = {stable_rev, cand_rev}
         delete = []
@@ -604,8 +608,5 @@ def _invalid(status: dict, err: SpecError, now: datetime, generation) -> Plan:
     set_condition(status, "InvalidSpec", True, "InvalidSpec", message, now, generation)
     plan_ = Plan(status=status)
     if not previous or previous.get("status") != "True" or previous.get("message") != message:
-        seq = int((status.get("transition") or {}).get("seq", 0)) + 1
-        status["transition"] = {"seq": seq, "type": "Warning", "reason": "InvalidSpec", "message": message,
-                                "time": ts(now)}
-        plan_.transition = Transition("InvalidSpec", message, True)
+        plan_.transition = record_transition(status, "InvalidSpec", message, True, now)
     return plan_

@@ -98,6 +98,8 @@ class Spec:
     ab_test: dict
     monitor: dict
     revision: str
+    shadow_duration: float = 0.0  # seconds, Shadow only
+    ab_deadline: float = 0.0  # seconds, ABTest only
 
     @property
     def version(self) -> str:
@@ -106,14 +108,6 @@ class Spec:
     @property
     def image(self) -> str:
         return self.model["image"]
-
-    @property
-    def shadow_duration(self) -> float:
-        return parse_duration(self.shadow.get("duration", "5m"))
-
-    @property
-    def ab_deadline(self) -> float:
-        return parse_duration((self.ab_test.get("decision") or {}).get("maxDuration", "24h"))
 
 
 def revision_of(spec: dict) -> str:
@@ -181,7 +175,7 @@ def parse(raw_spec: dict) -> Spec:
             which = "is required" if other_kind == kind else f"must not be set when spec.strategy.type is {kind}"
             raise SpecError(f"spec.strategy.{block}", which)
 
-    routing_raw = strategy.get("trafficRouting") or {"replicas": {}}
+    routing_raw = strategy["trafficRouting"]
     if ("replicas" in routing_raw) == ("gatewayAPI" in routing_raw):
         raise SpecError("spec.strategy.trafficRouting", "exactly one of replicas and gatewayAPI must be set")
     if "gatewayAPI" in routing_raw:
@@ -199,27 +193,30 @@ def parse(raw_spec: dict) -> Spec:
     if kind == "Canary":
         steps = _steps((strategy["canary"] or {}).get("steps"), "spec.strategy.canary.steps")
     shadow = strategy.get("shadow") or {}
+    shadow_duration = ab_deadline = 0.0
     if kind == "Shadow":
-        _duration(shadow.get("duration"), "spec.strategy.shadow.duration")
+        shadow_duration = _duration(shadow["duration"], "spec.strategy.shadow.duration")
         if shadow.get("promotion") == "Canary":
             steps = _steps(shadow.get("steps"), "spec.strategy.shadow.steps")
     ab = strategy.get("abTest") or {}
     if kind == "ABTest":
         if ("split" in ab) == ("match" in ab):
             raise SpecError("spec.strategy.abTest", "exactly one of split and match must be set")
-        _duration((ab.get("decision") or {}).get("maxDuration", "24h"), "spec.strategy.abTest.decision.maxDuration")
+        ab_deadline = _duration(_require(ab, "decision", "spec.strategy.abTest")["maxDuration"],
+                                "spec.strategy.abTest.decision.maxDuration")
 
-    an = spec.get("analysis") or {}
+    # Every default below was filled in from the CRD by apply_defaults.
+    an = spec["analysis"]
     analysis = Analysis(
-        interval=_duration(an.get("interval"), "spec.analysis.interval"),
-        provider=(an.get("provider") or {}).get("type", "Prometheus"),
-        provider_address=(an.get("provider") or {}).get("address"),
-        min_samples=int(an.get("minSampleSize", 1)),
-        failure_limit=int(an.get("failureLimit", 1)),
-        inconclusive_limit=int(an.get("inconclusiveLimit", 1)),
-        on_inconclusive=an.get("onInconclusive", "Pause"),
-        drift=an.get("drift") or {},
-        slo=an.get("slo") or {},
+        interval=_duration(an["interval"], "spec.analysis.interval"),
+        provider=an["provider"]["type"],
+        provider_address=an["provider"].get("address"),
+        min_samples=int(an["minSampleSize"]),
+        failure_limit=int(an["failureLimit"]),
+        inconclusive_limit=int(an["inconclusiveLimit"]),
+        on_inconclusive=an["onInconclusive"],
+        drift=an["drift"],
+        slo=an["slo"],
         custom_checks=tuple(an.get("customChecks") or ()),
     )
     if analysis.interval < 1:
@@ -235,13 +232,15 @@ def parse(raw_spec: dict) -> Spec:
         strategy=kind,
         routing=routing,
         steps=steps,
-        scale_down_delay=_duration(strategy.get("scaleDownDelay", "0s"), "spec.strategy.scaleDownDelay"),
+        scale_down_delay=_duration(strategy["scaleDownDelay"], "spec.strategy.scaleDownDelay"),
         analysis=analysis,
         progress_deadline=_duration(spec.get("progressDeadline"), "spec.progressDeadline"),
-        history_limit=int(spec.get("revisionHistoryLimit", 10)),
+        history_limit=int(spec["revisionHistoryLimit"]),
         blue_green=strategy.get("blueGreen") or {},
         shadow=shadow,
         ab_test=ab,
-        monitor=spec.get("monitor") or {},
+        monitor=spec["monitor"],
         revision=revision_of(spec),
+        shadow_duration=shadow_duration,
+        ab_deadline=ab_deadline,
     )

@@ -13,9 +13,7 @@ CRD_FILE = ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"
 def tools():
     """Directory of the Go-built binaries (helm, kubectl, ...), built if missing."""
     subprocess.run([str(ROOT / "hack/build-binaries.sh")], check=True, capture_output=True)
-    out = subprocess.run(["bash", "-c", f"source {ROOT}/hack/lib.sh && echo $BIN_DIR"],
-                         check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip())
+    return kube.cluster_paths()[1]
 
 
 @pytest.fixture(scope="session")

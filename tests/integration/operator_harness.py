@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from ..kube import wait_for
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,17 +64,6 @@ def get_md(cluster, namespace: str, name: str) -> dict:
     return json.loads(cluster.kubectl("get", "md", name, "-n", namespace, "-o", "json").stdout)
 
 
-def wait_for(predicate, timeout: float = 120, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def wait_phase(cluster, namespace: str, name: str, phase: str, version: str | None = None, timeout: float = 120):
     """Waits until the phase is reached (with `version` stable, if given) and, for an
     end phase, no candidate is left."""
@@ -86,7 +76,7 @@ def wait_phase(cluster, namespace: str, name: str, phase: str, version: str | No
         if phase in ("Succeeded", "RolledBack") and st.get("candidate"):
             return None
         return st
-    return wait_for(check, timeout, what=f"{name} to be {phase}" + (f" on {version}" if version else ""))
+    return wait_for(check, timeout, message=f"{name} to be {phase}" + (f" on {version}" if version else ""))
 
 
 def events(cluster, namespace: str, name: str) -> list[dict]:

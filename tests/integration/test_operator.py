@@ -12,8 +12,8 @@ import time
 import pytest
 
 from ..prom import Prometheus
-from .operator_harness import (OperatorProcess, children, event_reasons, get_md, install_chart, wait_for,
-                               wait_phase)
+from ..kube import wait_for
+from .operator_harness import OperatorProcess, children, event_reasons, get_md, install_chart, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -81,7 +81,7 @@ def test_canary_is_promoted(cluster, namespace, operator):
     assert event_reasons(cluster, namespace, "churn") == [
         "Deploying", "Available", "RolloutStarted", "StepWeightSet", "StepStarted", "StepWeightSet", "PauseEnded",
         "Promoting", "Promoted"]
-    wait_for(lambda: list(deployments(cluster, namespace, "churn")) == ["2.0.0"], 30, what="old revision removed")
+    wait_for(lambda: list(deployments(cluster, namespace, "churn")) == ["2.0.0"], 30, message="old revision removed")
     deploy = deployments(cluster, namespace, "churn")["2.0.0"]
     assert deploy["spec"]["replicas"] == 4 and deploy["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
     # The entry Service selects the model's pods, and its endpoints are the kwok pods.
@@ -102,7 +102,7 @@ def test_failing_canary_is_rolled_back(cluster, namespace, operator):
     assert st["lastVerdict"]["result"] == "Fail" and st["failedChecks"][0]["name"] == "custom.healthy"
     degraded = next(c for c in st["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True" and "custom.healthy" in degraded["message"]
-    wait_for(lambda: list(deployments(cluster, namespace, "churn")) == ["1.0.0"], 30, what="candidate removed")
+    wait_for(lambda: list(deployments(cluster, namespace, "churn")) == ["1.0.0"], 30, message="candidate removed")
     assert event_reasons(cluster, namespace, "churn")[-1] == "AnalysisFailed"
 
 
@@ -157,12 +157,12 @@ def test_blue_green(cluster, namespace, operator):
     set_version(cluster, namespace, "fraud", "2.0.0", analysis={"customChecks": FAIL})
     seen = set()
     wait_for(lambda: (seen.add(active()), get_md(cluster, namespace, "fraud")["status"]["phase"] == "RolledBack")[1],
-             60, interval=0.2, what="bad green rolled back")
+             60, interval=0.2, message="bad green rolled back")
     assert seen == {blue}  # a bad green is never switched to
     set_version(cluster, namespace, "fraud", "3.0.0", analysis={"customChecks": PASS})
     st = wait_phase(cluster, namespace, "fraud", "Succeeded", "3.0.0")
     assert active() == st["stable"]["revision"] != blue
-    wait_for(lambda: list(deployments(cluster, namespace, "fraud")) == ["3.0.0"], 30, what="old colour removed")
+    wait_for(lambda: list(deployments(cluster, namespace, "fraud")) == ["3.0.0"], 30, message="old colour removed")
 
 
 def test_shadow_mirrors_through_the_route(cluster, namespace, operator):
@@ -176,7 +176,7 @@ def test_shadow_mirrors_through_the_route(cluster, namespace, operator):
         filters = route["spec"]["rules"][0].get("filters", [])
         return filters and filters[0]["requestMirror"]["percent"] == 40 and route
 
-    route = wait_for(mirroring, 60, what="mirroring route")
+    route = wait_for(mirroring, 60, message="mirroring route")
     assert route["spec"]["parentRefs"][0]["name"] == "ml-gateway"
     assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
     wait_phase(cluster, namespace, "pricing", "Succeeded", "2.0.0")
@@ -196,7 +196,7 @@ def test_ab_test_keeps_the_control_without_a_winner(cluster, namespace, operator
         rules = route["spec"]["rules"]
         return len(rules) == 3 and [(b["name"], b["weight"]) for b in rules[2]["backendRefs"]]
 
-    assert wait_for(split, 60, what="A/B route") == [("offers-stable", 70), ("offers-canary", 30)]
+    assert wait_for(split, 60, message="A/B route") == [("offers-stable", 70), ("offers-canary", 30)]
     st = wait_phase(cluster, namespace, "offers", "RolledBack", "1.0.0")
     assert st["history"][0]["reason"] == "ControlKept"
     assert next(c for c in st["conditions"] if c["type"] == "Degraded")["status"] == "False"
@@ -210,13 +210,13 @@ def test_spec_change_and_delete_mid_rollout(cluster, namespace, operator):
     wait_phase(cluster, namespace, "churn", "Paused")
     set_version(cluster, namespace, "churn", "3.0.0")
     st = wait_for(lambda: (s := get_md(cluster, namespace, "churn")["status"]).get("candidate", {}).get("version") == "3.0.0"
-                  and s.get("phase") == "Paused" and s, 60, what="new candidate paused at step 1")
+                  and s.get("phase") == "Paused" and s, 60, message="new candidate paused at step 1")
     assert st["history"][0]["outcome"] == "Superseded" and st["currentStep"] == 0
     wait_for(lambda: sorted(deployments(cluster, namespace, "churn")) == ["1.0.0", "3.0.0"], 30,
-             what="superseded candidate removed")
+             message="superseded candidate removed")
 
     cluster.kubectl("delete", "md", "churn", "-n", namespace, "--wait=true")
-    wait_for(lambda: not any(children(cluster, namespace, "churn").values()), 60, what="children collected")
+    wait_for(lambda: not any(children(cluster, namespace, "churn").values()), 60, message="children collected")
 
 
 def test_kill_nine_at_random_moments(cluster, namespace, operator):
@@ -253,7 +253,7 @@ def test_kill_nine_at_random_moments(cluster, namespace, operator):
     # A transition recorded just before a kill is announced by the next process.
     seq = get_md(cluster, namespace, "churn")["status"]["transition"]["seq"]
     reasons = wait_for(lambda: len(r := event_reasons(cluster, namespace, "churn")) >= seq and r, 30,
-                       what="every transition announced")
+                       message="every transition announced")
     one_rollout_ok = ["RolloutStarted", "StepWeightSet", "StepStarted", "StepWeightSet", "PauseEnded", "StepStarted",
                       "StepWeightSet", "Promoting", "Promoted"]
     expected = ["Deploying", "Available", *one_rollout_ok,
@@ -281,14 +281,14 @@ def test_invalid_spec_that_slipped_past_validation(cluster, namespace, operator)
                         "strategy": {"canary": {"steps": [{"weight": 60}, {"weight": 30}]}}}}
         wait_for(lambda: cluster.kubectl("patch", "md", "churn", "-n", namespace, "--type=merge",
                                          "-p", json.dumps(bad), check=False).returncode == 0, 30,
-                 what="the relaxed CRD to accept the bad spec")
+                 message="the relaxed CRD to accept the bad spec")
 
         def invalid():
             st = get_md(cluster, namespace, "churn")["status"]
             cond = next((c for c in st["conditions"] if c["type"] == "InvalidSpec"), {})
             return cond.get("status") == "True" and (st, cond)
 
-        st, cond = wait_for(invalid, 60, what="InvalidSpec")
+        st, cond = wait_for(invalid, 60, message="InvalidSpec")
         assert "spec.strategy.canary.steps[1].weight" in cond["message"]
         assert st["phase"] == "Succeeded" and st["stable"]["version"] == "1.0.0" and "candidate" not in st
         time.sleep(3)
@@ -311,6 +311,6 @@ def test_shadow_failure_never_takes_traffic(cluster, namespace, operator):
         weights.update(b.get("weight") for b in route["spec"]["rules"][0]["backendRefs"] if b["name"].endswith("canary"))
         return get_md(cluster, namespace, "pricing")["status"]["phase"] == "RolledBack" and route
 
-    route = wait_for(rolled_back, 60, interval=0.3, what="shadow rolled back")
+    route = wait_for(rolled_back, 60, interval=0.3, message="shadow rolled back")
     assert weights <= {0}  # the candidate only ever saw mirrored requests
     assert "filters" not in route["spec"]["rules"][0]

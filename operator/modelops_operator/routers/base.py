@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import MODEL_PORT
 from ..naming import CANDIDATE, STABLE, child_labels, object_meta, pod_selector, service_name
 from ..spec import Spec
 
@@ -38,7 +37,7 @@ class TrafficRouter(Protocol):
     def reached(self, spec: Spec, traffic: Traffic, stable_replicas: int, candidate_ready: int) -> bool:
         """Whether the traffic target is in effect, given the observed replicas."""
 
-    def objects(self, meta: dict, spec: Spec, traffic: Traffic, effective_weight: int) -> list[dict]:
+    def objects(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
         """Services and routes that carry the traffic."""
 
 
@@ -46,8 +45,8 @@ def service(meta: dict, spec: Spec, role: str | None, track: str, revision: str 
             monitor_port: bool = True) -> dict:
     """A Service for the entry point (role None) or one track."""
     ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    if monitor_port and spec.monitor.get("enabled", True):
-        ports.append({"name": "monitor", "port": int(spec.monitor.get("port", 9091)), "targetPort": "monitor",
+    if monitor_port and spec.monitor["enabled"]:
+        ports.append({"name": "monitor", "port": int(spec.monitor["port"]), "targetPort": "monitor",
                       "protocol": "TCP"})
     return {
         "apiVersion": "v1",
@@ -77,4 +76,4 @@ def candidate_share(total: int, percent: int) -> int:
     return min(total, max(1, int(total * percent / 100 + 0.5)))
 
 
-__all__ = ["MODEL_PORT", "Capacity", "Traffic", "TrafficRouter", "candidate_share", "service", "track_services"]
+__all__ = ["Capacity", "Traffic", "TrafficRouter", "candidate_share", "service", "track_services"]

@@ -42,13 +42,14 @@ class GatewayAPIRouter:
     def reached(self, spec: Spec, traffic: Traffic, stable_replicas: int, candidate_ready: int) -> bool:
         return candidate_ready >= self.capacity(spec, traffic, candidate_ready).candidate
 
-    def objects(self, meta: dict, spec: Spec, traffic: Traffic, effective_weight: int) -> list[dict]:
+    def objects(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
         objs = [service(meta, spec, None, STABLE, traffic.stable or traffic.candidate),
                 *track_services(meta, spec, traffic)]
-        objs.append(self.route(meta, spec, traffic, effective_weight))
+        objs.append(self.route(meta, spec, traffic))
         return objs
 
-    def route(self, meta: dict, spec: Spec, traffic: Traffic, weight: int) -> dict:
+    def route(self, meta: dict, spec: Spec, traffic: Traffic) -> dict:
+        weight = traffic.weight
         stable_role = "stable" if traffic.stable else "canary"
         if not traffic.candidate:
             rules = [{"backendRefs": [_backend(meta, stable_role, 100)]}]

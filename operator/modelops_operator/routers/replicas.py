@@ -27,10 +27,6 @@ class ReplicaRatioRouter:
         want = candidate_share(spec.replicas, traffic.weight) if traffic.candidate else 0
         return candidate_ready >= want and stable_replicas <= spec.replicas - want
 
-    def effective_weight(self, stable_ready: int, candidate_ready: int) -> int:
-        total = stable_ready + candidate_ready
-        return round(100 * candidate_ready / total) if total else 0
-
-    def objects(self, meta: dict, spec: Spec, traffic: Traffic, effective_weight: int) -> list[dict]:
+    def objects(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
         entry = service(meta, spec, None, STABLE, None)  # selects every serving revision
         return [entry, *track_services(meta, spec, traffic)]

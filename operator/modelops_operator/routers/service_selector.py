@@ -22,8 +22,8 @@ class ServiceSelectorRouter:
     def reached(self, spec: Spec, traffic: Traffic, stable_replicas: int, candidate_ready: int) -> bool:
         return candidate_ready >= self.capacity(spec, traffic, candidate_ready).candidate
 
-    def objects(self, meta: dict, spec: Spec, traffic: Traffic, effective_weight: int) -> list[dict]:
-        active = traffic.candidate if (traffic.candidate and effective_weight >= 100) else traffic.stable
+    def objects(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
+        active = traffic.candidate if (traffic.candidate and traffic.weight >= 100) else traffic.stable
         objs = [service(meta, spec, None, STABLE, active or traffic.candidate),
                 service(meta, spec, "stable", STABLE, traffic.stable or traffic.candidate)]
         if traffic.candidate:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,10 +23,7 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(EXAMPLES))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ..prom import free_port  # noqa: E402,F401 - shared with the operator tests
 
 
 class Proc:
