@@ -23,7 +23,7 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(EXAMPLES))
 
 
-from ..prom import free_port  # noqa: E402,F401 - shared with the operator tests
+from ...prom import free_port  # noqa: E402,F401 - shared with the operator tests
 
 
 class Proc:
