@@ -40,6 +40,9 @@ class WorkQueue:
         self._again: dict[Key, bool] = {}  # key -> urgent, re-queued when its worker is done
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._due: dict[Key, float] = {}
+        self._urgent = 0  # keys waiting in the urgent lane
+        self._calm = asyncio.Event()  # set while the urgent lane is empty
+        self._calm.set()
 
     def add(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -59,6 +62,9 @@ class WorkQueue:
         if self._queued.get(key, 2) <= lane:
             return
         self._queued[key] = lane  # a stale entry in the other lane is skipped by get()
+        if lane == 0:
+            self._urgent += 1
+            self._calm.clear()
         self._lanes[lane].append(key)
         self._wake.set()
 
@@ -74,6 +80,10 @@ class WorkQueue:
                     key = keys.popleft()
                     if self._queued.get(key) == lane:
                         del self._queued[key]
+                        if lane == 0:
+                            self._urgent -= 1
+                            if not self._urgent:
+                                self._calm.set()
                         self._active.add(key)
                         return key
             self._wake.clear()
@@ -91,6 +101,10 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return len(self._queued)
+
+    async def calm(self) -> None:
+        """Returns once no urgent key is waiting."""
+        await self._calm.wait()
 
 
 class NoProvider:
@@ -186,8 +200,13 @@ class Controller:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _announce(self, key: Key, body: dict, transition: dict) -> None:
+    async def _announce(self, key: Key, body: dict, transition: dict, defer: bool = False) -> None:
         try:
+            # Events tell people what happened; they wait while new or changed
+            # ModelDeployments are queued, so a burst converges first. Nothing is lost:
+            # an unannounced transition is announced before the next one is made.
+            if defer:
+                await self.queue.calm()
             async with self.announcing:
                 await self.api.announce(body, transition)
         except Exception as err:  # noqa: BLE001 - retried by the next pass
@@ -268,7 +287,7 @@ class Controller:
         transition = p.status.get("transition")
         if transition and self.announced.get(key) != transition["seq"]:
             self.announced[key] = transition["seq"]
-            self._spawn(self._announce(key, body, transition))
+            self._spawn(self._announce(key, body, transition, defer=True))
 
         if p.transition is not None:
             return 0.0  # one transition per pass: look again at once

@@ -57,7 +57,13 @@ def _raise_typed(err: ApiException):
 
 class KubeApi:
     def __init__(self, api_client: client.ApiClient | None = None, threads: int = 16):
-        self.api_client = api_client or client.ApiClient()
+        if api_client is None:
+            # One pooled connection per thread: with the default pool of 4, busy threads
+            # drop connections and every request pays a new TLS handshake.
+            cfg = client.Configuration.get_default_copy()
+            cfg.connection_pool_maxsize = threads
+            api_client = client.ApiClient(cfg)
+        self.api_client = api_client
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)

@@ -90,6 +90,7 @@ class _Rollout:
         self.analysis: AnalysisRequest | None = None
         self.due: list[float] = []
         self.commands = pending_commands(meta.get("annotations") or {}, status)
+        self.desired: dict[str, int] = {}  # revision -> replicas the plan gives it
 
     # --- bookkeeping ---------------------------------------------------------------
     def move(self, reason: str, message: str, warning: bool = False) -> None:
@@ -509,6 +510,7 @@ class _Rollout:
         for rev, track, replicas in ((stable_rev, STABLE, capacity.stable), (cand_rev, CANDIDATE, capacity.candidate)):
             if not rev:
                 continue
+            self.desired[rev] = replicas
             if rev == current:
                 apply.append(model_deployment(self.meta, spec, self.config, track, replicas))
                 cm = profile_configmap(self.meta, spec, track)
@@ -546,7 +548,9 @@ class _Rollout:
         ready = self.observed.ready(stable_rev) + self.observed.ready(cand_rev)
         for key, rev in (("stable", stable_rev), ("candidate", cand_rev)):
             if rev and key in st:
-                st[key]["replicas"] = self.observed.replicas(rev)
+                # What the plan asks for, not what the watch last saw: known at once,
+                # so a new Deployment does not cost a second status write.
+                st[key]["replicas"] = self.desired.get(rev, self.observed.replicas(rev))
                 st[key]["readyReplicas"] = self.observed.ready(rev)
         set_condition(st, "Available", ready >= spec.replicas,
                       "MinimumReplicasAvailable" if ready >= spec.replicas else "ReplicasUnavailable",

@@ -47,3 +47,21 @@ def test_earliest_schedule_wins():
         return await asyncio.wait_for(q.get(), 1)
 
     assert run(scenario()) == ("ns", "a")
+
+
+def test_calm_waits_until_no_urgent_key_is_queued():
+    async def scenario():
+        q = WorkQueue()
+        q.add(("ns", "routine"))
+        await asyncio.wait_for(q.calm(), 1)  # routine work does not hold Events back
+        q.add(("ns", "a"), urgent=True)
+        q.add(("ns", "routine"), urgent=True)  # promoted from the routine lane
+        waiter = asyncio.create_task(q.calm())
+        taken = [await q.get()]
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # one urgent key still waits
+        taken.append(await q.get())
+        await asyncio.wait_for(waiter, 1)
+        return taken
+
+    assert run(scenario()) == [("ns", "a"), ("ns", "routine")]
