@@ -168,6 +168,7 @@ class _Rollout:
         st["stepCount"] = len(spec.steps) if spec.strategy == "Canary" else 0
         st["analysis"] = {"runs": 0, "consecutiveFailures": 0, "consecutiveInconclusive": 0}
         st.pop("lastVerdict", None)
+        st.pop("abTest", None)
         st.pop("failedChecks", None)
         self.set_stage("Scaling")
         self.set_weights(Traffic(st["stable"]["revision"], revision, 0))
@@ -224,7 +225,8 @@ class _Rollout:
                 namespace=self.meta["namespace"], name=self.meta["name"], strategy=self.spec.strategy,
                 stable_revision=st["stable"]["revision"], candidate_revision=st["candidate"]["revision"],
                 step=int(st.get("currentStep", 0)), window_seconds=max(an.interval, self.since("stageStartedAt")),
-                analysis=self.spec.raw.get("analysis") or {})
+                analysis=self.spec.raw.get("analysis") or {}, monitor=self.spec.monitor,
+                ab_test=self.spec.ab_test if self.spec.strategy == "ABTest" else {})
             return None
         verdict: Verdict = self.verdict
         outcome = gate(verdict, int(state.get("consecutiveFailures", 0)), int(state.get("consecutiveInconclusive", 0)),
@@ -393,6 +395,8 @@ class _Rollout:
         decision = self.run_gate()
         if decision is None:
             return
+        if self.verdict.experiment:
+            self.st["abTest"] = copy.deepcopy(self.verdict.experiment)
         if self.verdict.result is Result.FAIL:
             if decision is Decision.ROLLBACK:
                 self.rollback("AnalysisFailed", self.verdict.message)

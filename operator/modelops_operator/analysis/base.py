@@ -41,6 +41,8 @@ class Verdict:
     checks: tuple[CheckResult, ...] = ()
     # For A/B tests: "candidate" or "control" once the test has a significant winner.
     winner: str | None = None
+    # For A/B tests: the numbers status.abTest shows (variants, requiredSampleSize, pValue, winner).
+    experiment: dict | None = None
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:
@@ -59,6 +61,8 @@ class AnalysisRequest:
     step: int
     window_seconds: float
     analysis: dict = field(default_factory=dict)  # spec.analysis, defaulted
+    monitor: dict = field(default_factory=dict)  # spec.monitor (the sidecar's port)
+    ab_test: dict = field(default_factory=dict)  # spec.strategy.abTest, ABTest only
 
 
 class MetricProvider(Protocol):
