@@ -1,0 +1,446 @@
+"""The checks on the monitor's numbers, with the thresholds of spec.analysis.
+
+Pure: the providers fetch the monitor's raw numbers (per pod), `merge_pods` combines
+a track's pods, and `evaluate` turns the candidate's (and the stable's) numbers into
+CheckResults. The decisions use only raw scores and unadjusted p-values, and the
+multiple-testing correction is applied here, so a threshold changed in the spec
+applies at the next gate without restarting any pod.
+
+A feature drifts when its PSI >= psi.fail, or PSI >= psi.warn and its corrected
+p-value < significance. Missing numbers (NaN, no pods, too few samples) are
+Inconclusive, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from ..durations import format_duration, parse_duration
+from .base import CheckResult, Result
+
+CORRECTIONS = ("Holm", "BenjaminiHochberg")
+MAX_FEATURE_CHECKS = 10  # status stays small; the share check names the rest
+
+
+class SettingsError(ValueError):
+    """A spec.analysis value the checks cannot use; the message names the field."""
+
+
+def _finite(x) -> float | None:
+    """None for missing or NaN (the monitor's "undefined")."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+# --- the monitor's numbers ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureScore:
+    psi: float | None = None
+    pvalue: float | None = None  # chi-square homogeneity p-value, unadjusted
+    prediction: bool = False  # a prediction spec (__prediction__, __prediction_label__)
+
+    def __post_init__(self):
+        # NaN is the monitor's "undefined": kept as None so no comparison can pass on it.
+        object.__setattr__(self, "psi", _finite(self.psi))
+        object.__setattr__(self, "pvalue", _finite(self.pvalue))
+
+
+@dataclass(frozen=True)
+class TrackNumbers:
+    """One track's window, from one pod or merged over its pods."""
+
+    samples: int | None = None  # rows in the drift window
+    requests: int | None = None  # requests in the health window
+    error_rate: float | None = None  # 5xx share
+    latency_p99: float | None = None  # seconds
+    features: Mapping[str, FeatureScore] = field(default_factory=dict)
+    pods: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "error_rate", _finite(self.error_rate))
+        object.__setattr__(self, "latency_p99", _finite(self.latency_p99))
+
+    @property
+    def empty(self) -> bool:
+        return self.samples is None and self.requests is None and not self.features
+
+
+def is_prediction(name: str) -> bool:
+    return name.startswith("__prediction")
+
+
+def from_drift_json(doc: Mapping) -> TrackNumbers:
+    """A pod's numbers from the monitor's GET /drift document."""
+    drift = doc.get("drift") or {}
+    health = doc.get("health") or {}
+    features = {}
+    for row in drift.get("features") or ():
+        if isinstance(row, Mapping) and isinstance(row.get("feature"), str):
+            features[row["feature"]] = FeatureScore(_finite(row.get("psi")), _finite(row.get("pvalue")),
+                                                    bool(row.get("prediction", is_prediction(row["feature"]))))
+    samples = _finite(drift.get("window_rows"))
+    requests = _finite(health.get("requests"))
+    return TrackNumbers(
+        samples=None if samples is None else int(samples),
+        requests=None if requests is None else int(requests),
+        error_rate=_finite(health.get("error_rate")),
+        latency_p99=_finite(health.get("latency_p99_seconds")),
+        features=features,
+    )
+
+
+def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
+    """A track's numbers from its pods' windows.
+
+    Each pod sees its own share of the traffic. Samples and requests add up; the error
+    rate is the request-weighted mean; p99 latency is the worst pod's (an upper bound
+    of the merged p99). Per feature the PSI is the worst pod's, and the p-value is the
+    smallest pod p-value times the number of pods (Bonferroni over pods: is any pod's
+    window different), so more pods do not mean more false alarms."""
+    pods = [p for p in pods if not p.empty]
+    if not pods:
+        return TrackNumbers(pods=0)
+    samples = [p.samples for p in pods if p.samples is not None]
+    requests = [p.requests for p in pods if p.requests is not None]
+    weighted = [(p.error_rate, p.requests) for p in pods
+                if p.error_rate is not None and p.requests is not None and p.requests > 0]
+    weight = sum(n for _, n in weighted)
+    latencies = [p.latency_p99 for p in pods if p.latency_p99 is not None]
+    names: dict[str, list[FeatureScore]] = {}
+    for p in pods:
+        for name, score in p.features.items():
+            names.setdefault(name, []).append(score)
+    features = {}
+    for name, scores in names.items():
+        psis = [s.psi for s in scores if s.psi is not None]
+        ps = [s.pvalue for s in scores if s.pvalue is not None]
+        features[name] = FeatureScore(max(psis) if psis else None, min(1.0, min(ps) * len(ps)) if ps else None,
+                                      any(s.prediction for s in scores))
+    return TrackNumbers(
+        samples=sum(samples) if samples else None,
+        requests=sum(requests) if requests else None,
+        error_rate=sum(r * n for r, n in weighted) / weight if weight else None,
+        latency_p99=max(latencies) if latencies else None,
+        features=features,
+        pods=len(pods),
+    )
+
+
+# --- multiple testing -----------------------------------------------------------------
+
+
+def adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
+    """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjusted
+    p-values, as statsmodels.stats.multitest.multipletests gives them. Missing p-values
+    are left out of the family and stay None."""
+    if method not in CORRECTIONS:
+        raise SettingsError(f"spec.analysis.drift.correction: {method!r} is not one of {', '.join(CORRECTIONS)}")
+    known = [(p, i) for i, p in enumerate(pvalues) if _finite(p) is not None]
+    m = len(known)
+    out: list[float | None] = [None] * len(pvalues)
+    order = sorted(known)
+    if method == "Holm":
+        running = 0.0
+        for rank, (p, i) in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p))
+            out[i] = running
+    else:
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            p, i = order[rank]
+            running = min(running, m * p / (rank + 1))
+            out[i] = min(1.0, running)
+    return out
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    min_samples: int
+    drift_enabled: bool
+    psi_warn: float
+    psi_fail: float
+    max_share: float
+    prediction: bool
+    significance: float
+    correction: str
+    ignore: frozenset[str]
+    slo_enabled: bool
+    max_error_rate: float | None
+    max_latency_p99: float | None  # seconds
+    max_error_rate_increase: float | None
+    max_latency_p99_ratio: float | None
+
+    @classmethod
+    def from_analysis(cls, analysis: Mapping) -> "Settings":
+        """From spec.analysis with the CRD's defaults filled in."""
+        drift = analysis.get("drift") or {}
+        slo = analysis.get("slo") or {}
+        psi = drift.get("psi") or {}
+
+        def number(value, path, low=None, high=None, optional=False):
+            if value is None and optional:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise SettingsError(f"spec.analysis.{path}: {value!r} is not a number")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise SettingsError(f"spec.analysis.{path}: {value!r} is outside [{low}, {high}]")
+            return float(value)
+
+        min_samples = analysis.get("minSampleSize")
+        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 1:
+            raise SettingsError(f"spec.analysis.minSampleSize: {min_samples!r} is not a positive integer")
+        warn = number(psi.get("warn"), "drift.psi.warn", 0, 10)
+        fail = number(psi.get("fail"), "drift.psi.fail", 0, 10)
+        if warn > fail:
+            raise SettingsError(f"spec.analysis.drift.psi.warn: {warn:g} exceeds spec.analysis.drift.psi.fail {fail:g}")
+        correction = drift.get("correction")
+        if correction not in CORRECTIONS:
+            raise SettingsError(f"spec.analysis.drift.correction: {correction!r} is not one of {', '.join(CORRECTIONS)}")
+        latency = slo.get("maxLatencyP99")
+        try:
+            latency_s = None if latency is None else parse_duration(latency)
+        except ValueError as err:
+            raise SettingsError(f"spec.analysis.slo.maxLatencyP99: {err}") from None
+        ignore = drift.get("ignoreFeatures") or []
+        if not isinstance(ignore, list) or not all(isinstance(n, str) for n in ignore):
+            raise SettingsError("spec.analysis.drift.ignoreFeatures: must be a list of feature names")
+        return cls(
+            min_samples=min_samples,
+            drift_enabled=bool(drift.get("enabled", True)),
+            psi_warn=warn,
+            psi_fail=fail,
+            max_share=number(drift.get("maxDriftedFeatureShare"), "drift.maxDriftedFeatureShare", 0, 1),
+            prediction=bool(drift.get("prediction", True)),
+            significance=number(drift.get("significance"), "drift.significance", 0, 1),
+            correction=correction,
+            ignore=frozenset(ignore),
+            slo_enabled=bool(slo.get("enabled", True)),
+            max_error_rate=number(slo.get("maxErrorRate"), "slo.maxErrorRate", 0, 1, optional=True),
+            max_latency_p99=latency_s,
+            max_error_rate_increase=number(slo.get("maxErrorRateIncrease"), "slo.maxErrorRateIncrease", 0, 1,
+                                           optional=True),
+            max_latency_p99_ratio=number(slo.get("maxLatencyP99Ratio"), "slo.maxLatencyP99Ratio", 1, 100,
+                                         optional=True),
+        )
+
+
+# --- drift ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureDecision:
+    name: str
+    psi: float | None
+    pvalue_adjusted: float | None
+    drifted: bool | None  # None: unknown (missing scores)
+
+
+def decide_features(scores: Mapping[str, FeatureScore], s: Settings) -> list[FeatureDecision]:
+    """The drift rule over one family of features, corrected together."""
+    names = sorted(scores)
+    adjusted = adjust([scores[n].pvalue for n in names], s.correction)
+    out = []
+    for name, p_adj in zip(names, adjusted):
+        psi = scores[name].psi
+        if psi is None:
+            drifted = None
+        elif psi >= s.psi_fail:
+            drifted = True
+        elif psi >= s.psi_warn:
+            drifted = None if p_adj is None else p_adj < s.significance
+        else:
+            drifted = False
+        out.append(FeatureDecision(name, psi, p_adj, drifted))
+    return out
+
+
+def _rule(s: Settings) -> str:
+    word = "Holm" if s.correction == "Holm" else "BH"
+    return f"PSI >= {s.psi_fail:g}, or >= {s.psi_warn:g} with {word}-corrected p < {s.significance:g}"
+
+
+def _too_few(name: str, threshold: str, samples: int | None, s: Settings, what: str = "rows") -> CheckResult | None:
+    if samples is None:
+        return CheckResult(name, Result.INCONCLUSIVE, threshold=threshold, message="the monitor reported no data")
+    if samples < s.min_samples:
+        return CheckResult(name, Result.INCONCLUSIVE, threshold=threshold, samples=samples,
+                           message=f"{samples} {what} in the window, fewer than spec.analysis.minSampleSize "
+                                   f"{s.min_samples}")
+    return None
+
+
+def drift_checks(cand: TrackNumbers, s: Settings) -> list[CheckResult]:
+    if not s.drift_enabled:
+        return []
+    share_threshold = f"<= {s.max_share:g}"
+    out: list[CheckResult] = []
+    unsure = _too_few("drift.share", share_threshold, cand.samples, s)
+    if unsure:
+        out.append(unsure)
+        if s.prediction:
+            out.append(_too_few("drift.prediction", "no drift", cand.samples, s))
+        return out
+    n = cand.samples
+    inputs = {k: v for k, v in cand.features.items() if not v.prediction and k not in s.ignore}
+    ignored = sum(1 for k, v in cand.features.items() if not v.prediction and k in s.ignore)
+    decisions = decide_features(inputs, s)
+    if not decisions:
+        if ignored:
+            out.append(CheckResult("drift.share", Result.PASS, None, share_threshold, n,
+                                   f"all {ignored} features are in spec.analysis.drift.ignoreFeatures"))
+        else:
+            out.append(CheckResult("drift.share", Result.INCONCLUSIVE, None, share_threshold, n,
+                                   "the monitor reported no feature scores"))
+    else:
+        out.extend(_share_checks(decisions, ignored, n, s))
+    if s.prediction:
+        out.append(_prediction_check(cand, n, s))
+    return out
+
+
+def _share_checks(decisions: list[FeatureDecision], ignored: int, n: int, s: Settings) -> list[CheckResult]:
+    total = len(decisions)
+    drifted = [d for d in decisions if d.drifted]
+    unknown = [d for d in decisions if d.drifted is None]
+    low = len(drifted) / total  # unknown features taken as not drifted
+    high = (len(drifted) + len(unknown)) / total  # ... and as drifted
+    threshold = f"<= {s.max_share:g}"
+    names = ", ".join(d.name for d in sorted(drifted, key=lambda d: -(d.psi or 0))[:MAX_FEATURE_CHECKS])
+    more = f" and {len(drifted) - MAX_FEATURE_CHECKS} more" if len(drifted) > MAX_FEATURE_CHECKS else ""
+    text = f"{len(drifted)} of {total} features drifted" + (f" ({names}{more})" if drifted else "")
+    text += f"; drifted means {_rule(s)}"
+    if ignored:
+        text += f"; {ignored} ignored"
+    if low > s.max_share:
+        result = Result.FAIL
+        text += ("; fix the inputs, or raise spec.analysis.drift.maxDriftedFeatureShare / list expected "
+                 "shifts in spec.analysis.drift.ignoreFeatures")
+    elif high <= s.max_share:
+        result = Result.PASS
+    else:
+        result = Result.INCONCLUSIVE
+        text += f"; {len(unknown)} features have no score ({', '.join(d.name for d in unknown[:5])})"
+    out = [CheckResult("drift.share", result, low, threshold, n, text)]
+    alarm = sorted((d for d in decisions if d.psi is not None and d.psi >= s.psi_fail), key=lambda d: -d.psi)
+    for d in alarm[:MAX_FEATURE_CHECKS]:
+        # One feature at the fail band counts towards the share; it fails the gate
+        # only with the share, so maxDriftedFeatureShare keeps its meaning.
+        why = "counts towards drift.share" if result is not Result.FAIL else "drifted"
+        p = "" if d.pvalue_adjusted is None else f"; corrected p = {d.pvalue_adjusted:.3g}"
+        out.append(CheckResult(f"drift.feature.{d.name}", Result.FAIL if result is Result.FAIL else Result.PASS,
+                               d.psi, f"PSI < {s.psi_fail:g}", n, f"PSI {d.psi:.3g} >= {s.psi_fail:g}{p}: {why}"))
+    return out
+
+
+def _prediction_check(cand: TrackNumbers, n: int, s: Settings) -> CheckResult:
+    threshold = "no drift"
+    preds = {k: v for k, v in cand.features.items() if v.prediction}
+    if not preds:
+        return CheckResult("drift.prediction", Result.INCONCLUSIVE, None, threshold, n,
+                           "the monitor reported no prediction scores; set spec.analysis.drift.prediction: false "
+                           "if the profile has none")
+    decisions = decide_features(preds, s)
+    psis = [d.psi for d in decisions if d.psi is not None]
+    worst = max(psis) if psis else None
+    rule = _rule(s)
+    drifted = [d.name for d in decisions if d.drifted]
+    if drifted:
+        return CheckResult("drift.prediction", Result.FAIL, worst, threshold, n,
+                           f"{', '.join(drifted)} drifted ({rule}); the candidate predicts differently than in "
+                           "training; disable with spec.analysis.drift.prediction: false")
+    if any(d.drifted is None for d in decisions):
+        return CheckResult("drift.prediction", Result.INCONCLUSIVE, worst, threshold, n,
+                           "the prediction has no drift score yet")
+    return CheckResult("drift.prediction", Result.PASS, worst, threshold, n, f"drifted means {rule}")
+
+
+# --- service levels -------------------------------------------------------------------
+
+
+def slo_checks(cand: TrackNumbers, stable: TrackNumbers | None, s: Settings) -> list[CheckResult]:
+    if not s.slo_enabled:
+        return []
+    out = []
+    if s.max_error_rate is not None:
+        out.append(_absolute("slo.errorRate", cand.error_rate, cand.requests, s.max_error_rate,
+                             f"<= {s.max_error_rate:g}", "spec.analysis.slo.maxErrorRate", s))
+    if s.max_latency_p99 is not None:
+        out.append(_absolute("slo.latencyP99", cand.latency_p99, cand.requests, s.max_latency_p99,
+                             f"<= {format_duration(s.max_latency_p99)}", "spec.analysis.slo.maxLatencyP99", s))
+    if s.max_error_rate_increase is not None:
+        out.append(_relative("slo.errorRateIncrease", cand, stable, "error_rate", s, s.max_error_rate_increase))
+    if s.max_latency_p99_ratio is not None:
+        out.append(_relative("slo.latencyP99Ratio", cand, stable, "latency_p99", s, s.max_latency_p99_ratio))
+    return out
+
+
+def _absolute(name: str, value: float | None, requests: int | None, limit: float, threshold: str, field_name: str,
+              s: Settings) -> CheckResult:
+    unsure = _too_few(name, threshold, requests, s, "requests")
+    if unsure:
+        return unsure
+    if value is None:
+        return CheckResult(name, Result.INCONCLUSIVE, None, threshold, requests, "the monitor reported no value")
+    if value <= limit:
+        return CheckResult(name, Result.PASS, value, threshold, requests)
+    return CheckResult(name, Result.FAIL, value, threshold, requests,
+                       f"above {field_name} over the last {requests} requests")
+
+
+def _relative(name: str, cand: TrackNumbers, stable: TrackNumbers | None, attr: str, s: Settings,
+              limit: float) -> CheckResult:
+    if attr == "error_rate":
+        threshold = f"<= {limit:g} above the stable's error rate"
+        field_name = "spec.analysis.slo.maxErrorRateIncrease"
+    else:
+        threshold = f"<= {limit:g} x the stable's p99 latency"
+        field_name = "spec.analysis.slo.maxLatencyP99Ratio"
+    unsure = _too_few(name, threshold, cand.requests, s, "candidate requests")
+    if unsure:
+        return unsure
+    if stable is None or stable.empty:
+        return CheckResult(name, Result.INCONCLUSIVE, None, threshold, cand.requests,
+                           "no numbers from the stable track to compare with")
+    unsure = _too_few(name, threshold, stable.requests, s, "stable requests")
+    if unsure:
+        return unsure
+    c, b = getattr(cand, attr), getattr(stable, attr)
+    if c is None or b is None:
+        return CheckResult(name, Result.INCONCLUSIVE, None, threshold, cand.requests,
+                           "the monitor reported no value for " + ("the candidate" if c is None else "the stable"))
+    if attr == "error_rate":
+        value = c - b
+        detail = f"candidate {c:.4g} vs stable {b:.4g}"
+    else:
+        if b <= 0:
+            return CheckResult(name, Result.INCONCLUSIVE, None, threshold, cand.requests,
+                               "the stable's p99 latency is zero")
+        value = c / b
+        detail = f"candidate {format_duration(c)} vs stable {format_duration(b)}"
+    if value <= limit:
+        return CheckResult(name, Result.PASS, value, threshold, cand.requests, detail)
+    return CheckResult(name, Result.FAIL, value, threshold, cand.requests, f"{detail}; above {field_name}")
+
+
+def evaluate(cand: TrackNumbers, stable: TrackNumbers | None, analysis: Mapping) -> list[CheckResult]:
+    """Every drift and service-level check of spec.analysis (defaulted) on the
+    candidate's numbers, the relative ones against the stable's."""
+    s = Settings.from_analysis(analysis)
+    return [*drift_checks(cand, s), *slo_checks(cand, stable, s)]
+
+
+def unreachable(tracks: Iterable[str], message: str) -> list[CheckResult]:
+    """One Inconclusive check per track whose monitors could not be read."""
+    return [CheckResult(f"monitor.{t}", Result.INCONCLUSIVE, message=message) for t in tracks]
