@@ -22,7 +22,7 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[operator,services,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[operator,services,dev,demo]'
 	touch $@
 
 venv: $(VENV)/.installed ## Create the virtualenv with every Python dependency

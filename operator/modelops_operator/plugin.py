@@ -1,13 +1,15 @@
-"""kubectl modelops: status|promote|abort|retry|history NAME.
+"""kubectl modelops: status|watch|promote|abort|retry|history NAME.
 
 Installed as the console script `kubectl-modelops`, which kubectl finds on PATH as a
-plugin. promote, abort and retry set an annotation on the ModelDeployment to a new
+plugin. watch redraws the status until the rollout ends and can record its timeline
+as a PNG. promote, abort and retry set an annotation on the ModelDeployment to a new
 value; the operator carries out each value once and records it in status."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import datetime, timezone
 
 from kubernetes import client, config
@@ -16,6 +18,7 @@ from kubernetes.client.rest import ApiException
 from . import GROUP, PLURAL, VERSION
 from .planner import ANNOTATION
 from .status import parse_ts
+from .timeline import Timeline, finished
 
 MARK = {"Pass": "+", "Fail": "x", "Inconclusive": "?"}
 
@@ -95,14 +98,47 @@ def render_history(md: dict) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def watch(read, interval: float, timeline_png: str | None, out=sys.stdout, clock=time.monotonic,
+          sleep=time.sleep) -> int:
+    """Redraws the status every `interval` seconds until the rollout has ended."""
+    timeline = Timeline()
+    tty = out.isatty()
+    last = None
+    try:
+        while True:
+            md = read()
+            timeline.add(md, clock())
+            text = render_status(md)
+            if tty:
+                out.write("\x1b[H\x1b[2J" + text + "\n")
+            elif text != last:
+                out.write(text + "\n\n")
+            out.flush()
+            last = text
+            if finished(md):
+                break
+            sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    out.write("\n" + timeline.summary() + "\n")
+    if timeline_png:
+        timeline.render_png(timeline_png)
+        out.write(f"timeline written to {timeline_png}\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubectl modelops", description="Inspect and steer ModelDeployments.")
-    parser.add_argument("command", choices=["status", "promote", "abort", "retry", "history"])
+    parser.add_argument("command", choices=["status", "watch", "promote", "abort", "retry", "history"])
     parser.add_argument("name")
     parser.add_argument("-n", "--namespace")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--context")
+    parser.add_argument("--interval", type=float, default=1.0, help="watch: seconds between looks")
+    parser.add_argument("--timeline", metavar="PNG", help="watch: write the rollout's timeline to this PNG")
     args = parser.parse_args(argv)
+    if args.interval <= 0:
+        parser.error("--interval must be above 0")
 
     config.load_kube_config(config_file=args.kubeconfig, context=args.context)
     namespace = args.namespace
@@ -118,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"modeldeployment.{GROUP}/{args.name} {args.command} requested")
             return 0
         md = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name)
+        if args.command == "watch":
+            return watch(lambda: api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name),
+                         args.interval, args.timeline)
     except ApiException as err:
         reason = "not found" if err.status == 404 else (err.reason or str(err.status))
         print(f"error: modeldeployment {args.name!r} in namespace {namespace!r}: {reason}", file=sys.stderr)
