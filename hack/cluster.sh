@@ -24,8 +24,17 @@ SERVICE_CIDR=127.3.0.0/16
 
 KUBECTL="$BIN_DIR/kubectl"
 KWOKCTL="$BIN_DIR/kwokctl"
-# 8>&-: the cluster's daemons must not inherit (and so hold forever) our lock fd.
-kwokctl() { "$KWOKCTL" --name "$CLUSTER_NAME" "$@" 8>&-; }
+# The cluster's daemons must not inherit (and so hold forever) any descriptor of the
+# caller's, such as our lock on fd 8 or a lock a test runner holds around us.
+kwokctl() {
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      if [[ "$fd" -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec "$KWOKCTL" --name "$CLUSTER_NAME" "$@"
+  )
+}
 kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # What the cluster was made from (this script, the versions, the binaries' build
