@@ -1,5 +1,16 @@
-"""Prometheus: PromQL over the HTTP API. Queries are templated with the rollout's
-ModelDeployment, namespace, track and revision ({{modeldeployment}}, ...).
+"""Prometheus: PromQL over the HTTP API.
+
+Three kinds of measurement:
+- the monitor sidecars' gauges, for the drift and service-level checks of
+  spec.analysis (analysis/checks.py decides; this file only fetches). Scraped series
+  carry `namespace`, `modeldeployment`, `track`, `revision` and `pod` besides the
+  monitor's own `feature`, `method` and `status`. Tracks are selected by `revision`
+  (the pods' identity; a promoted candidate keeps the track it was created with), and
+  the per-pod series are merged by checks.merge_pods;
+- custom checks: PromQL templated with {{modeldeployment}}, {{namespace}}, {{track}},
+  {{revision}}, ...;
+- A/B tests: conversions and exposures per variant since the experiment started,
+  `sum(increase(METRIC{namespace, modeldeployment, track}[age]))`.
 
 An empty result, an error, NaN or a timeout is Inconclusive, never a pass."""
 
@@ -7,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 
 import aiohttp
 
+from .. import abtest, checks
 from ..base import AnalysisRequest, CheckResult, Result
 
 TEMPLATE_KEYS = ("modeldeployment", "namespace", "track", "revision", "stable_revision", "candidate_revision")
@@ -46,9 +59,16 @@ class PrometheusProvider:
         self.address = address.rstrip("/")
         self.timeout = timeout
 
-    async def query(self, promql: str, address: str | None = None) -> float | None:
-        """The single value of an instant query; None when it returns nothing."""
-        url = f"{(address or self.address).rstrip('/')}/api/v1/query"
+    def _address(self, request: AnalysisRequest | None = None, address: str | None = None) -> str:
+        if address:
+            return address.rstrip("/")
+        if request is not None:
+            address = (request.analysis.get("provider") or {}).get("address")
+        return (address or self.address).rstrip("/")
+
+    async def _result(self, promql: str, address: str | None = None) -> dict:
+        """The `data` of an instant query."""
+        url = f"{self._address(address=address)}/api/v1/query"
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -56,9 +76,14 @@ class PrometheusProvider:
                     body = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
             raise QueryError(f"Prometheus at {address or self.address} did not answer: {type(err).__name__} {err}") from None
-        if body.get("status") != "success":
+        if not isinstance(body, dict) or body.get("status") != "success":
+            body = body if isinstance(body, dict) else {}
             raise QueryError(f"{body.get('errorType', 'error')}: {body.get('error', 'query failed')}")
-        data = body.get("data") or {}
+        return body.get("data") or {}
+
+    async def query(self, promql: str, address: str | None = None) -> float | None:
+        """The single value of an instant query; None when it returns nothing."""
+        data = await self._result(promql, address)
         result = data.get("result")
         if data.get("resultType") == "scalar":
             value = float(result[1])
@@ -71,6 +96,13 @@ class PrometheusProvider:
         else:
             raise QueryError(f"unsupported result type {data.get('resultType')!r}")
         return None if math.isnan(value) else value
+
+    async def query_vector(self, promql: str, address: str | None = None) -> list[tuple[dict, float]]:
+        """Every series of an instant vector query, as (labels, value); NaN values included."""
+        data = await self._result(promql, address)
+        if data.get("resultType") != "vector":
+            raise QueryError(f"expected a vector, got {data.get('resultType')!r}")
+        return [(item.get("metric") or {}, float(item["value"][1])) for item in data.get("result") or ()]
 
     async def check_range(self, name: str, promql: str, low: float | None, high: float | None,
                           address: str | None = None) -> CheckResult:
@@ -85,8 +117,116 @@ class PrometheusProvider:
         return CheckResult(name, Result.PASS if ok else Result.FAIL, value, threshold)
 
     async def measure(self, request: AnalysisRequest) -> list[CheckResult]:
-        address = (request.analysis.get("provider") or {}).get("address")
-        checks = [self.check_range(f"custom.{c['name']}", render(c["query"], request), c.get("min"), c.get("max"),
+        address = self._address(request)
+        custom = [self.check_range(f"custom.{c['name']}", render(c["query"], request), c.get("min"), c.get("max"),
                                    address)
                   for c in request.analysis.get("customChecks") or ()]
-        return list(await asyncio.gather(*checks))
+        results = await asyncio.gather(self.monitor_checks(request, address), *custom)
+        return [*results[0], *results[1:]]
+
+    # --- the monitor's gauges -----------------------------------------------------
+
+    async def tracks(self, request: AnalysisRequest, address: str | None = None) -> dict[str, checks.TrackNumbers]:
+        """Revision -> its pods' numbers merged; revisions without series are left out."""
+        revisions = [r for r in (request.candidate_revision, request.stable_revision) if r]
+        sel = (f'namespace="{_quote(request.namespace)}",modeldeployment="{_quote(request.name)}",'
+               f'revision=~"{"|".join(_regex(r) for r in revisions)}"')
+        # `max by` keeps one value per pod when a target is scraped by two jobs.
+        queries = {
+            "psi": f'max by (revision, pod, feature) (modelops_feature_drift_score{{{sel},method="psi"}})',
+            "pvalue": f'max by (revision, pod, feature) (modelops_feature_drift_pvalue{{{sel},method="chi2"}})',
+            **{key: f"max by (revision, pod) ({metric}{{{sel}}})" for key, metric in GAUGES.items()},
+        }
+        answers = await asyncio.gather(*(self.query_vector(q, address) for q in queries.values()))
+        pods: dict[tuple[str, str], dict] = {}
+        for key, series in zip(queries, answers):
+            for labels, value in series:
+                pod = pods.setdefault((labels.get("revision", ""), labels.get("pod", "")), {"features": {}})
+                if key in ("psi", "pvalue"):
+                    pod["features"].setdefault(labels.get("feature", ""), {})[key] = value
+                else:
+                    pod[key] = value
+        by_revision: dict[str, list[checks.TrackNumbers]] = {}
+        for (revision, _), raw in pods.items():
+            by_revision.setdefault(revision, []).append(_pod_numbers(raw))
+        return {r: checks.merge_pods(p) for r, p in by_revision.items()}
+
+    async def monitor_checks(self, request: AnalysisRequest, address: str | None = None) -> list[CheckResult]:
+        an = request.analysis
+        if not (an.get("drift") or {}).get("enabled", True) and not (an.get("slo") or {}).get("enabled", True):
+            return []
+        try:
+            tracks = await self.tracks(request, address)
+        except QueryError as err:
+            return [CheckResult("monitor", Result.INCONCLUSIVE, message=str(err))]
+        cand = tracks.get(request.candidate_revision)
+        if cand is None or cand.empty:
+            return [CheckResult("monitor.candidate", Result.INCONCLUSIVE,
+                                message=f"Prometheus has no monitor series for namespace={request.namespace}, "
+                                        f"modeldeployment={request.name}, revision={request.candidate_revision}")]
+        return checks.evaluate(cand, tracks.get(request.stable_revision or ""), an)
+
+    # --- A/B tests ----------------------------------------------------------------
+
+    async def experiment(self, request: AnalysisRequest) -> abtest.Outcome:
+        """Conversions and exposures of both variants since the experiment started."""
+        decision = abtest.Decision.from_spec(request.ab_test or {})
+        address = self._address(request)
+        age = f"{max(1, math.ceil(request.window_seconds))}s"
+
+        def total(metric: str, track: str) -> str:
+            sel = (f'namespace="{_quote(request.namespace)}",modeldeployment="{_quote(request.name)}",'
+                   f'track="{track}"')
+            return f"sum(increase({metric}{{{sel}}}[{age}]))"
+
+        values = await asyncio.gather(*(self.query(total(m, t), address)
+                                        for m in (decision.exposure_metric, decision.conversion_metric)
+                                        for t in ("stable", "candidate")))
+        exposures, conversions = values[:2], values[2:]
+        for track, value in zip(("stable", "candidate"), exposures):
+            if value is None:
+                raise QueryError(f"no {decision.exposure_metric} series for track={track} "
+                                 "(spec.strategy.abTest.decision.exposureMetric)")
+        if all(v is None for v in conversions):
+            raise QueryError(f"no {decision.conversion_metric} series for either variant "
+                             "(spec.strategy.abTest.decision.conversionMetric)")
+        # A counter a variant has never incremented has no series yet: zero conversions.
+        control = abtest.Variant("control", "stable", exposures[0], conversions[0] or 0.0)
+        candidate = abtest.Variant("candidate", "candidate", exposures[1], conversions[1] or 0.0)
+        return abtest.decide(control, candidate, decision)
+
+
+GAUGES = {
+    "samples": "modelops_window_samples",
+    "requests": "modelops_window_requests",
+    "error_rate": "modelops_error_rate",
+    "latency_p99": "modelops_window_latency_p99_seconds",
+}
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _regex(value: str) -> str:
+    """A literal inside a PromQL regex string."""
+    return _quote(re.escape(value))
+
+
+def _pod_numbers(raw: dict) -> checks.TrackNumbers:
+    def num(key):
+        value = raw.get(key)
+        return None if value is None or math.isnan(value) else value
+
+    samples, requests = num("samples"), num("requests")
+    features = {name: checks.FeatureScore(None if math.isnan(v.get("psi", math.nan)) else v["psi"],
+                                          None if math.isnan(v.get("pvalue", math.nan)) else v["pvalue"],
+                                          checks.is_prediction(name))
+                for name, v in raw["features"].items() if name}
+    return checks.TrackNumbers(
+        samples=None if samples is None else int(samples),
+        requests=None if requests is None else int(requests),
+        error_rate=num("error_rate"),
+        latency_p99=num("latency_p99"),
+        features=features,
+    )
