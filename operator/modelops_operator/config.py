@@ -15,6 +15,9 @@ class OperatorConfig:
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # How often an idle, finished ModelDeployment is looked at again (drift of children).
     resync_seconds: float = 60.0
+    # How the Direct provider reaches the monitor sidecars: "direct" (pod IPs, the
+    # operator runs in the cluster) or "proxy" (the API server's pods/proxy).
+    monitor_access: str = "direct"
 
     @classmethod
     def from_env(cls, env=os.environ) -> "OperatorConfig":
@@ -22,4 +25,12 @@ class OperatorConfig:
             monitor_image=env.get("MODELOPS_MONITOR_IMAGE", cls.monitor_image),
             prometheus_url=env.get("MODELOPS_PROMETHEUS_URL", cls.prometheus_url),
             resync_seconds=float(env.get("MODELOPS_RESYNC_SECONDS", cls.resync_seconds)),
+            monitor_access=_choice(env, "MODELOPS_MONITOR_ACCESS", cls.monitor_access, ("direct", "proxy")),
         )
+
+
+def _choice(env, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: must be one of {', '.join(allowed)}")
+    return value

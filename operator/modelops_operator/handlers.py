@@ -12,6 +12,7 @@ import os
 import kopf
 
 from . import GROUP, MANAGER, PLURAL, VERSION
+from .analysis.providers.direct import DirectProvider
 from .analysis.providers.prometheus import PrometheusProvider
 from .analysis.runner import ProviderAnalyzer
 from .config import OperatorConfig
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def default_analyzer(config: OperatorConfig) -> ProviderAnalyzer:
-    return ProviderAnalyzer({"Prometheus": PrometheusProvider(config.prometheus_url)})
+    return ProviderAnalyzer({
+        "Prometheus": PrometheusProvider(config.prometheus_url),
+        # Its own small API client: monitor reads must not queue behind child applies.
+        "Direct": DirectProvider(access=config.monitor_access),
+    })
 
 
 # Embedders may replace this before the operator starts, to add metric providers.

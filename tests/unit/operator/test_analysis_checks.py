@@ -245,3 +245,18 @@ def test_missing_p_values_stay_out_of_the_family():
     assert ours[0] == pytest.approx(0.02) and ours[3] == pytest.approx(0.04)
     assert adjust([], "Holm") == []
     assert all(math.isclose(a, b) for a, b in zip(adjust([0.01, 0.04], "BenjaminiHochberg"), [0.02, 0.04]))
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+def test_the_operator_offers_both_providers():
+    from modelops_operator.config import OperatorConfig
+    from modelops_operator.handlers import default_analyzer
+
+    analyzer = default_analyzer(OperatorConfig.from_env({"MODELOPS_MONITOR_ACCESS": "proxy"}))
+    assert set(analyzer.providers) == {"Prometheus", "Direct"}
+    assert analyzer.providers["Direct"].access == "proxy"
+    assert OperatorConfig.from_env({}).monitor_access == "direct"
+    with pytest.raises(ValueError, match="MODELOPS_MONITOR_ACCESS='pods'"):
+        OperatorConfig.from_env({"MODELOPS_MONITOR_ACCESS": "pods"})
