@@ -6,8 +6,9 @@ and MODELOPS_MODEL_DIR (or MODELOPS_MODEL_TAG) pointing at a model directory.
 
 Each request is validated on its own against the feature schema (a bad request
 gets a 400 naming the field and cannot fail its neighbours); the validated rows
-then go through BentoML's adaptive batching dispatcher, so concurrent requests
-share one model call. Every answered request is handed to the monitor sidecar
+then go through an opportunistic batcher (batching.py): a request runs at once
+when the model is idle, and requests that arrive while it computes share the
+next model call. Every answered request is handed to the monitor sidecar
 through a bounded queue (see forwarding.py).
 """
 
@@ -17,7 +18,8 @@ import asyncio
 import os
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import bentoml
 import pandas as pd
@@ -26,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .batching import Batcher
 from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
 from .schema import SchemaError
@@ -62,16 +65,18 @@ class ModelService:
                 on_drop=_dropped.inc,
             ) if url else None
         )
-        self._batching = os.environ.get("MODELOPS_BATCHING", "on") != "off"
-        self._max_batch = int(os.environ.get("MODELOPS_BATCH_MAX_SIZE", "256"))
-        # The dispatcher sheds requests it expects to miss this bound; they then
-        # run unbatched (below), so the bound only limits how long batching may wait.
-        self._max_latency_ms = int(os.environ.get("MODELOPS_BATCH_MAX_LATENCY_MS", "10000"))
-        self._infer = None
+        # MODELOPS_BATCHING=off: every request is its own model call (still on the
+        # one model thread). MODELOPS_BATCH_MAX_LATENCY_MS is no longer read: the
+        # batcher never waits for a batch to fill, so there is no bound to set.
+        batching = os.environ.get("MODELOPS_BATCHING", "on").strip().lower() != "off"
+        max_batch = int(os.environ.get("MODELOPS_BATCH_MAX_SIZE", "256")) if batching else 1
+        self.batcher: Batcher[pd.DataFrame, tuple[list[Any], list[float] | None]] = Batcher(
+            self._predict_frames, max_batch_size=max(1, max_batch), size=len)
 
     # ------------------------------------------------------------ inference
 
     def _predict_frames(self, frames: Sequence[pd.DataFrame]) -> list[tuple[list[Any], list[float] | None]]:
+        """One model call for validated frames; their rows are split back per frame."""
         sizes = [len(f) for f in frames]
         preds, scores = self.model.predict(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
         out, start = [], 0
@@ -79,37 +84,6 @@ class ModelService:
             out.append((preds[start : start + n], None if scores is None else scores[start : start + n]))
             start += n
         return out
-
-    def _dispatcher(self) -> Any:
-        """BentoML's adaptive (CORK) dispatcher, created in the serving loop."""
-        if self._infer is None:
-            from bentoml._internal.marshal.dispatcher import CorkDispatcher
-            from bentoml.exceptions import ServiceUnavailable
-
-            def overloaded() -> Any:
-                raise ServiceUnavailable("model server is overloaded")
-
-            async def run(frames: Sequence[pd.DataFrame]) -> list[Any]:
-                return await asyncio.to_thread(self._predict_frames, frames)
-
-            cork = CorkDispatcher(
-                max_latency_in_ms=self._max_latency_ms,
-                max_batch_size=self._max_batch,
-                fallback=overloaded,
-                get_batch_size=len,
-            )
-            self._infer = cork(run)
-        return self._infer
-
-    async def _run_model(self, df: pd.DataFrame) -> tuple[list[Any], list[float] | None]:
-        if self._batching and len(df) < self._max_batch:
-            from bentoml.exceptions import ServiceUnavailable
-
-            try:
-                return await self._dispatcher()(df)
-            except ServiceUnavailable:
-                pass  # shed by the dispatcher: answer it without batching
-        return (await asyncio.to_thread(self._predict_frames, [df]))[0]
 
     # ------------------------------------------------------------ APIs
 
@@ -125,7 +99,7 @@ class ModelService:
             self._forward(request_id, t0, 400)
             return {"error": str(exc), "field": exc.field, "request_id": request_id}
         try:
-            preds, scores = await self._run_model(df)
+            preds, scores = await self.batcher.submit(df)
         except Exception:
             self._forward(request_id, t0, 500)
             raise
@@ -144,9 +118,22 @@ class ModelService:
 
     def _forward(self, request_id: str, t0: float, status: int, rows: Any = None,
                  preds: Any = None, scores: Any = None, ids: Any = None) -> None:
+        """Hand the request to the monitor without holding up its answer.
+
+        Only the latency is taken here; the record is built and queued by a
+        callback on the event loop, so this coroutine goes straight on to
+        return the answer. The forwarder serialises and posts records in
+        batches from its own task.
+        """
         if self.forwarder is None:
             return
-        rec: dict[str, Any] = {"id": request_id, "status": status, "latency_ms": (time.perf_counter() - t0) * 1000.0}
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        asyncio.get_running_loop().call_soon(self._submit, request_id, status, latency_ms, rows, preds, scores, ids)
+
+    def _submit(self, request_id: str, status: int, latency_ms: float, rows: Any,
+                preds: Any, scores: Any, ids: Any) -> None:
+        assert self.forwarder is not None
+        rec: dict[str, Any] = {"id": request_id, "status": status, "latency_ms": latency_ms}
         if status == 200:
             rec.update(features=rows, predictions=preds, ids=ids)
             if scores is not None:

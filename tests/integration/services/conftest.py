@@ -74,7 +74,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def start(tmp_path):
-    """start.monitor(profile) / start.server(model_dir, monitor_url) -> (proc, url)."""
+    """start.monitor(profile) / start.server(model_dir, monitor_url, env=...) -> (proc, url)."""
     procs: list[Proc] = []
 
     class Starter:
@@ -90,10 +90,11 @@ def start(tmp_path):
             wait_http(url + "/healthz", proc)
             return proc, url
 
-        def server(self, model_dir: Path, monitor_url: str | None, queue: int = 10_000) -> tuple[Proc, str]:
+        def server(self, model_dir: Path, monitor_url: str | None, queue: int = 10_000,
+                   env: dict[str, str] | None = None) -> tuple[Proc, str]:
             port = free_port()
             env = {"MODELOPS_MODEL_DIR": str(model_dir), "MODELOPS_MONITOR_QUEUE": str(queue),
-                   "BENTOML_HOME": str(tmp_path / "bentoml")}
+                   "BENTOML_HOME": str(tmp_path / "bentoml"), **(env or {})}
             if monitor_url:
                 env["MODELOPS_MONITOR_URL"] = monitor_url
             args = [str(VENV_BIN / "bentoml"), "serve", "modelops_services.model_server:ModelService",
