@@ -117,7 +117,7 @@ class NoProvider:
 
 class Controller:
     def __init__(self, api: KubeApi, config: OperatorConfig, analyzer: Analyzer | None = None,
-                 workers: int = 8, clock=lambda: datetime.now(timezone.utc)):
+                 workers: int = 32, clock=lambda: datetime.now(timezone.utc)):
         self.api, self.config, self.analyzer = api, config, analyzer or NoProvider()
         self.workers, self.clock = workers, clock
         self.queue = WorkQueue()
@@ -246,13 +246,17 @@ class Controller:
             p = plan(meta, body.get("spec") or {}, body.get("status"), observed, self.clock(), verdict=verdict,
                      config=self.config)
 
-        # 1. The decision is recorded before anything acts on it.
-        if p.status != (body.get("status") or {}):
-            written = await self.api.write_status(body, p.status)
-            body = copy.deepcopy(body)
-            body["status"] = p.status
-            body["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
-            self.bodies[key] = body
+        # 1. The decision is recorded before anything acts on it. The first pass is the
+        # exception: with nothing recorded yet, a re-plan after a crash makes the same
+        # first deployment, so its status and children go out at once.
+        async def record():
+            nonlocal body
+            if p.status != (body.get("status") or {}):
+                written = await self.api.write_status(body, p.status)
+                body = copy.deepcopy(body)
+                body["status"] = p.status
+                body["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
+                self.bodies[key] = body
 
         # 2. The objects follow from the recorded status.
         missing = []
@@ -270,7 +274,11 @@ class Controller:
             self.applied[ref] = digest
 
         # Children of one ModelDeployment do not depend on each other: apply them at once.
-        await asyncio.gather(*(apply(obj) for obj in p.apply))
+        if body.get("status"):
+            await record()
+            await asyncio.gather(*(apply(obj) for obj in p.apply))
+        else:
+            await asyncio.gather(record(), *(apply(obj) for obj in p.apply))
         for rev, replicas in p.scale.items():
             state = observed.revisions.get(rev)
             if state is None or state.replicas != replicas:

@@ -44,7 +44,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     load_config()
     config = OperatorConfig.from_env()
     analyzer = ANALYZER_FACTORY(config)
-    controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "8")))
+    controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "32")))
     controller.start()
     memo.controller = controller
     log.info("%s started", MANAGER)

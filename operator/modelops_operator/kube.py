@@ -56,9 +56,9 @@ def _raise_typed(err: ApiException):
 
 
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient | None = None, threads: int = 16):
+    def __init__(self, api_client: client.ApiClient | None = None, threads: int = 64):
         if api_client is None:
-            # One pooled connection per thread: with the default pool of 4, busy threads
+            # One pooled connection per thread: with the default pool (5 per CPU), busy threads
             # drop connections and every request pays a new TLS handshake.
             cfg = client.Configuration.get_default_copy()
             cfg.connection_pool_maxsize = threads
