@@ -43,8 +43,12 @@ class Fleet:
         registry = CollectorRegistry()
         self.conversions = Counter("shop_conversions", "Orders after a recommendation",
                                    ["namespace", "modeldeployment", "track"], registry=registry)
-        for track in ("stable", "candidate"):
+        # The same conversions, counted by an application that knows the revision, not the track.
+        self.orders = Counter("shop_orders", "Orders, by revision", ["namespace", "modeldeployment", "revision"],
+                              registry=registry)
+        for track, revision in (("stable", "q1"), ("candidate", "q2")):
             self.conversions.labels(NS, "quiet", track).inc(0)
+            self.orders.labels(NS, "quiet", revision).inc(0)
         exporter_port = free_port()
         self.exporter, _ = start_http_server(exporter_port, "127.0.0.1", registry)
         scrape = [{"job_name": "monitors", "static_configs": [
@@ -53,7 +57,7 @@ class Fleet:
         self.prom = Prometheus(workdir / "prometheus", scrape)
         self.provider = PrometheusProvider(self.prom.url)
         # Every counter is scraped at zero first, so increase() counts all that follows.
-        wait_for(lambda: self.value("count(modelops_requests_total) + count(shop_conversions_total)") == 14, 60,
+        wait_for(lambda: self.value("count(modelops_requests_total) + count(shop_conversions_total) + count(shop_orders_total)") == 16, 60,
                  message="first scrape of every target")
         time.sleep(2)
         self.monitors["churn-bbbb-0"].post(records(400, seed=1, drifted=True))
@@ -62,9 +66,11 @@ class Fleet:
         self.monitors["quiet-q2-0"].post(records(800, seed=4, latency_ms=20))
         self.conversions.labels(NS, "quiet", "stable").inc(80)
         self.conversions.labels(NS, "quiet", "candidate").inc(160)
+        self.orders.labels(NS, "quiet", "q1").inc(80)
+        self.orders.labels(NS, "quiet", "q2").inc(160)
         wait_for(lambda: self.value('sum(modelops_window_samples{namespace="ml"})') == 2400
-                 and self.value("sum(shop_conversions_total)") == 240, 60, message="the samples in Prometheus")
-        time.sleep(3)  # a few more scrapes, so increase() extrapolates little
+                 and self.value("sum(shop_conversions_total) + sum(shop_orders_total)") == 480, 60, message="the samples in Prometheus")
+        time.sleep(5)  # more scrapes after the data, so increase() extrapolates little
 
     def value(self, promql):
         return asyncio.run(self.provider.query(promql))
@@ -179,12 +185,20 @@ def test_ab_winner_from_conversions_and_exposures(fleet):
     exp = verdict.experiment
     control, candidate = exp["variants"]
     assert (control["name"], control["track"], candidate["name"]) == ("control", "stable", "candidate")
-    # increase() extrapolates a little past the last scrape
-    assert 780 <= control["exposures"] <= 900 and 780 <= candidate["exposures"] <= 900
-    assert 78 <= control["conversions"] <= 90 and 156 <= candidate["conversions"] <= 180
+    # increase() extrapolates past the last scrape (by up to a scrape interval's worth)
+    assert 780 <= control["exposures"] <= 1000 and 780 <= candidate["exposures"] <= 1000
+    assert 78 <= control["conversions"] <= 100 and 156 <= candidate["conversions"] <= 200
     assert exp["requiredSampleSize"] == 686 and exp["pValue"] < 1e-6 and exp["winner"] == "candidate"
     check = by_name(verdict)["abtest.conversion"]
     assert check.result is Result.PASS and "the candidate converts better" in verdict.message
+
+
+def test_ab_counts_by_revision_when_series_have_no_track(fleet):
+    verdict = analyse(fleet.provider, request(name="quiet", stable="q1", candidate="q2", strategy="ABTest",
+                                              ab_test=ab(conversionMetric="shop_orders_total")))
+    assert verdict.winner == "candidate", verdict.message
+    control, candidate = verdict.experiment["variants"]
+    assert 78 <= control["conversions"] <= 100 and 156 <= candidate["conversions"] <= 200
 
 
 def test_ab_keeps_collecting_below_the_sample_size(fleet):

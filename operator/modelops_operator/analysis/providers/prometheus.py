@@ -173,14 +173,18 @@ class PrometheusProvider:
         decision = abtest.Decision.from_spec(request.ab_test or {})
         address = self._address(request)
         age = f"{max(1, math.ceil(request.window_seconds))}s"
+        revisions = {"stable": request.stable_revision, "candidate": request.candidate_revision}
 
-        def total(metric: str, track: str) -> str:
-            sel = (f'namespace="{_quote(request.namespace)}",modeldeployment="{_quote(request.name)}",'
-                   f'track="{track}"')
-            return f"sum(increase({metric}{{{sel}}}[{age}]))"
+        async def total(metric: str, track: str) -> float | None:
+            base = f'namespace="{_quote(request.namespace)}",modeldeployment="{_quote(request.name)}"'
+            value = await self.query(f'sum(increase({metric}{{{base},track="{track}"}}[{age}]))', address)
+            if value is None and revisions[track]:
+                # Series scraped without a track label still carry the pods' revision.
+                value = await self.query(
+                    f'sum(increase({metric}{{{base},revision="{_quote(revisions[track])}"}}[{age}]))', address)
+            return value
 
-        values = await asyncio.gather(*(self.query(total(m, t), address)
-                                        for m in (decision.exposure_metric, decision.conversion_metric)
+        values = await asyncio.gather(*(total(m, t) for m in (decision.exposure_metric, decision.conversion_metric)
                                         for t in ("stable", "candidate")))
         exposures, conversions = values[:2], values[2:]
         for track, value in zip(("stable", "candidate"), exposures):
