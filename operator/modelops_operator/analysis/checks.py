@@ -6,9 +6,12 @@ CheckResults. The decisions use only raw scores and unadjusted p-values, and the
 multiple-testing correction is applied here, so a threshold changed in the spec
 applies at the next gate without restarting any pod.
 
-A feature drifts when its PSI >= psi.fail, or PSI >= psi.warn and its corrected
-p-value < significance. Missing numbers (NaN, no pods, too few samples) are
-Inconclusive, never a pass.
+The effect size and its significance decide together: a feature drifts when its PSI
+>= psi.warn and its corrected p-value < significance, and then counts towards
+drift.share (maxDriftedFeatureShare); a drifted feature at PSI >= psi.fail fails the
+gate on its own. A large PSI on a window too small for it to be significant is noise,
+not drift. Missing numbers (NaN, no pods, too few samples) are Inconclusive, never a
+pass.
 """
 
 from __future__ import annotations
@@ -256,8 +259,6 @@ def decide_features(scores: Mapping[str, FeatureScore], s: Settings) -> list[Fea
         psi = scores[name].psi
         if psi is None:
             drifted = None
-        elif psi >= s.psi_fail:
-            drifted = True
         elif psi >= s.psi_warn:
             drifted = None if p_adj is None else p_adj < s.significance
         else:
@@ -268,7 +269,7 @@ def decide_features(scores: Mapping[str, FeatureScore], s: Settings) -> list[Fea
 
 def _rule(s: Settings) -> str:
     word = "Holm" if s.correction == "Holm" else "BH"
-    return f"PSI >= {s.psi_fail:g}, or >= {s.psi_warn:g} with {word}-corrected p < {s.significance:g}"
+    return f"PSI >= {s.psi_warn:g} with {word}-corrected p < {s.significance:g}"
 
 
 def _too_few(name: str, threshold: str, samples: int | None, s: Settings, what: str = "rows") -> CheckResult | None:
@@ -333,14 +334,14 @@ def _share_checks(decisions: list[FeatureDecision], ignored: int, n: int, s: Set
         result = Result.INCONCLUSIVE
         text += f"; {len(unknown)} features have no score ({', '.join(d.name for d in unknown[:5])})"
     out = [CheckResult("drift.share", result, low, threshold, n, text)]
-    alarm = sorted((d for d in decisions if d.psi is not None and d.psi >= s.psi_fail), key=lambda d: -d.psi)
+    alarm = sorted((d for d in decisions if d.drifted and d.psi >= s.psi_fail), key=lambda d: -d.psi)
     for d in alarm[:MAX_FEATURE_CHECKS]:
-        # One feature at the fail band counts towards the share; it fails the gate
-        # only with the share, so maxDriftedFeatureShare keeps its meaning.
-        why = "counts towards drift.share" if result is not Result.FAIL else "drifted"
-        p = "" if d.pvalue_adjusted is None else f"; corrected p = {d.pvalue_adjusted:.3g}"
-        out.append(CheckResult(f"drift.feature.{d.name}", Result.FAIL if result is Result.FAIL else Result.PASS,
-                               d.psi, f"PSI < {s.psi_fail:g}", n, f"PSI {d.psi:.3g} >= {s.psi_fail:g}{p}: {why}"))
+        # A significant drift at the fail band fails the gate whatever the share.
+        p = "" if d.pvalue_adjusted is None else f", corrected p = {d.pvalue_adjusted:.3g}"
+        out.append(CheckResult(f"drift.feature.{d.name}", Result.FAIL, d.psi, f"PSI < {s.psi_fail:g}", n,
+                               f"PSI {d.psi:.3g} >= spec.analysis.drift.psi.fail {s.psi_fail:g}{p}: the candidate's "
+                               f"{d.name} differs from training; fix the inputs or list it in "
+                               "spec.analysis.drift.ignoreFeatures"))
     return out
 
 

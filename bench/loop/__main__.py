@@ -1,0 +1,10 @@
+"""python -m bench.loop [--quick]: the closed loop's benchmarks (rollback delay, false rollbacks)."""
+
+from __future__ import annotations
+
+import sys
+
+from . import rollback_delay
+
+if __name__ == "__main__":
+    raise SystemExit(rollback_delay.main([a for a in sys.argv[1:] if a == "--quick"]))
