@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .analysis import AnalysisRequest, Decision, Result, Verdict, gate
+from .analysis.abtest import NO_DIFFERENCE
 from .children import model_deployment, profile_configmap
 from .config import OperatorConfig
 from .naming import CANDIDATE, STABLE
@@ -408,6 +409,8 @@ class _Rollout:
         elif winner == "control":
             self.finish("RolledBack", "ControlKept", f"the control converts better: {self.verdict.message}",
                         "RolledBack", block=True)
+        elif winner == NO_DIFFERENCE:
+            self.finish("RolledBack", "ControlKept", self.verdict.message, "RolledBack", block=True)
         elif self.since("stageStartedAt") >= deadline:
             self.verdict_free_deadline()
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 TERMINAL = ("Succeeded", "RolledBack", "Failed")
-DECISIONS = {"Promoted", "AnalysisFailed", "AnalysisInconclusive", "Aborted", "ProgressDeadlineExceeded",
+DECISIONS = {"Promoted", "ExperimentDecided", "AnalysisFailed", "AnalysisInconclusive", "Aborted", "ProgressDeadlineExceeded",
              "WinnerPromoted", "ControlKept", "Paused"}
 
 

@@ -102,6 +102,9 @@ def required_sample_size(baseline: float, mde: float, alpha: float = 0.05, power
     return math.ceil(root * root / (mde * mde))
 
 
+NO_DIFFERENCE = "none"  # the winner when the test, read at its planned size, finds none
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str  # "control" | "candidate"
@@ -121,7 +124,7 @@ class Variant:
 @dataclass(frozen=True)
 class Outcome:
     status: str  # collecting | decided | invalid
-    winner: str | None  # "candidate" | "control" | None
+    winner: str | None  # "candidate" | "control" | NO_DIFFERENCE | None (not decided)
     required: int
     z: float | None
     p_value: float | None
@@ -156,5 +159,7 @@ def decide(control: Variant, candidate: Variant, decision: Decision) -> Outcome:
         winner = "candidate" if z > 0 else "control"
         return Outcome(DECIDED, winner, required, z, p, control, candidate,
                        f"{rates} < alpha {decision.alpha:g}: the {winner} converts better ({sizes})")
-    return Outcome(COLLECTING, None, required, z, p, control, candidate,
-                   f"{rates}: no significant difference yet ({sizes}); collecting until maxDuration")
+    # Fixed horizon: read once, at the planned size. Reading again as data keeps coming
+    # would give every later look its own chance of a false winner.
+    return Outcome(DECIDED, NO_DIFFERENCE, required, z, p, control, candidate,
+                   f"{rates}: no significant difference at the planned sample size ({sizes}); keeping the control")

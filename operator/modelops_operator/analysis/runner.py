@@ -13,7 +13,7 @@ import dataclasses
 import logging
 
 from ..spec import apply_defaults, spec_schema
-from .abtest import DECIDED, Outcome
+from .abtest import DECIDED, NO_DIFFERENCE, Outcome
 from .base import AnalysisRequest, CheckResult, MetricProvider, Result, Verdict
 from .judge import judge
 
@@ -67,7 +67,7 @@ class ProviderAnalyzer:
         winner = outcome.winner
         if winner == "candidate" and verdict.result is not Result.PASS:
             winner = None  # a better conversion rate does not excuse a failing or unknown health check
-        if winner == "control" and verdict.result is Result.FAIL:
+        if winner in ("control", NO_DIFFERENCE) and verdict.result is Result.FAIL:
             winner = None  # the failure rolls back on its own
         message = outcome.message if winner else verdict.message
         return dataclasses.replace(verdict, winner=winner, message=message, experiment=outcome.to_status())

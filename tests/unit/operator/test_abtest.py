@@ -8,7 +8,7 @@ from statsmodels.stats.proportion import (proportion_effectsize, proportions_zte
                                           samplesize_proportions_2indep_onetail)
 
 from modelops_operator.analysis import CheckResult, Result, Verdict
-from modelops_operator.analysis.abtest import (COLLECTING, DECIDED, INVALID, Decision, DecisionError, Variant,
+from modelops_operator.analysis.abtest import (COLLECTING, DECIDED, INVALID, NO_DIFFERENCE, Decision, DecisionError, Variant,
                                                decide, required_sample_size, z_test)
 
 from .sim import Sim, always, verdict
@@ -77,7 +77,7 @@ def test_not_read_before_both_groups_have_the_sample_size():
         "requiredSampleSize": 3841}
 
 
-def test_winner_either_way_or_keep_collecting():
+def test_winner_either_way_or_no_difference_at_the_planned_size():
     d = Decision.from_spec({"decision": DECISION})
     better = decide(*variants(4000, 400, 4000, 500), d)
     assert better.status == DECIDED and better.winner == "candidate" and better.p_value < 0.05 and better.z > 0
@@ -85,8 +85,9 @@ def test_winner_either_way_or_keep_collecting():
     worse = decide(*variants(4000, 500, 4000, 400), d)
     assert worse.status == DECIDED and worse.winner == "control"
     same = decide(*variants(4000, 400, 4000, 410), d)
-    assert same.status == COLLECTING and same.winner is None and same.p_value > 0.05
-    assert "no significant difference yet" in same.message and "pValue" in same.to_status()
+    # Read once at the planned size: no difference then keeps the control, no more looks.
+    assert same.status == DECIDED and same.winner == NO_DIFFERENCE and same.p_value > 0.05
+    assert "no significant difference at the planned sample size" in same.message and "pValue" in same.to_status()
 
 
 def test_more_conversions_than_exposures_is_invalid():

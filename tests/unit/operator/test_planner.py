@@ -459,6 +459,15 @@ def test_ab_without_difference_keeps_control():
     assert degraded["status"] == "False"  # keeping the control is not a failure
 
 
+def test_ab_no_difference_at_the_planned_size_keeps_control_at_once():
+    sim = Sim(AB, name="offers")
+    sim.run(deployed)
+    v2(sim)
+    sim.run(lambda s: s.phase() == "RolledBack", judge=always("Pass", winner="none"), limit=40)
+    assert sim.reasons()[-1] == "ControlKept" and stable_version(sim) == "1.0.0"
+    assert len(sim.requests) == 1  # read once, at the planned size; not again until the deadline
+
+
 def test_ab_control_winner_keeps_control():
     sim = Sim(AB, name="offers")
     sim.run(deployed)
