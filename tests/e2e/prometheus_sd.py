@@ -1,0 +1,125 @@
+"""Prometheus that finds the monitor sidecars through Kubernetes service discovery.
+
+The scrape config is what a user adds to their own Prometheus (the chart's PodMonitor,
+`podMonitor.enabled`, carries the same relabelling for the Prometheus operator):
+every pod with the `modelops.io/modeldeployment` label, its `monitor` port, /metrics,
+and exactly these identifying labels on every series:
+
+    namespace, modeldeployment, track, revision, pod
+
+taken from the pod's metadata (the sidecar's own copies of the first four are
+dropped, so a misconfigured sidecar cannot claim another model's identity). The
+operator's pods do not carry `modelops.io/track` (a promotion would otherwise restart
+them); for them, `track` is the one the sidecar reports: the role its pods were
+created for.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import subprocess
+
+import yaml
+
+from ..prom import Prometheus, free_port
+
+BUILD = Path(__file__).resolve().parent / "build-prometheus.sh"
+
+LABEL_MD = "modelops.io/modeldeployment"
+CONTRACT = ("namespace", "modeldeployment", "track", "revision", "pod")
+
+RELABEL = [
+    {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_modeldeployment"], "regex": ".+", "action": "keep"},
+    {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "monitor", "action": "keep"},
+    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+    {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_modeldeployment"], "target_label": "modeldeployment"},
+    {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_track"], "target_label": "track"},
+    {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_revision"], "target_label": "revision"},
+    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+]
+# Where a target label and the sidecar's label are both set, Prometheus keeps the
+# sidecar's as exported_<name>; the pod's metadata is the one to trust.
+METRIC_RELABEL = [{"regex": "exported_(namespace|modeldeployment|track|revision|pod)", "action": "labeldrop"}]
+
+
+def scrape_config(api_server: str, ca_file: str, token_file: str, namespaces: list[str] | None = None,
+                  interval: str = "2s", timeout: str = "1s", job: str = "modelops-monitors") -> dict:
+    """The scrape config (one job) for a Prometheus outside the cluster; inside it,
+    leave out api_server and the credentials (the pod's ServiceAccount is used)."""
+    sd = {"role": "pod", "api_server": api_server,
+          "authorization": {"credentials_file": token_file}, "tls_config": {"ca_file": ca_file},
+          # The API server filters: Prometheus never sees the other pods.
+          "selectors": [{"role": "pod", "label": LABEL_MD}]}
+    if namespaces:
+        sd["namespaces"] = {"names": list(namespaces)}
+    return {"job_name": job, "scrape_interval": interval, "scrape_timeout": timeout, "metrics_path": "/metrics",
+            "kubernetes_sd_configs": [sd], "relabel_configs": RELABEL, "metric_relabel_configs": METRIC_RELABEL}
+
+
+RBAC = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {name}}}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {name}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}}}
+subjects:
+- {{kind: ServiceAccount, name: {name}, namespace: {namespace}}}
+"""
+
+
+def prometheus_binary() -> str:
+    """Prometheus with Kubernetes discovery, built from its Go module when missing."""
+    return subprocess.run(["bash", str(BUILD)], check=True, capture_output=True, text=True,
+                          timeout=3600).stdout.strip()
+
+
+class SdPrometheus(Prometheus):
+    """tests/prom.Prometheus, but the binary that has kubernetes_sd_configs."""
+
+    def __init__(self, workdir: Path, scrape_configs: list[dict], interval: str = "2s"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+                  "scrape_configs": scrape_configs}
+        self.config_path = workdir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(self.workdir / "prometheus.log", "a")
+        self.proc = subprocess.Popen(
+            [prometheus_binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+
+def start_prometheus(cluster, namespace: str, workdir: Path, interval: str = "2s") -> SdPrometheus:
+    """A real Prometheus discovering the namespace's model pods as ServiceAccount
+    `prometheus` of that namespace, allowed to read pods there and nothing else."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cluster.apply(RBAC.format(name="prometheus", namespace=namespace), namespace=namespace)
+    token = cluster.kubectl("create", "token", "prometheus", "-n", namespace, "--duration=2h").stdout.strip()
+    token_file = workdir / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    ca_data = cluster.kubectl("config", "view", "--minify", "--flatten", "-o",
+                              "jsonpath={.clusters[0].cluster.certificate-authority-data}").stdout.strip()
+    ca_file = workdir / "ca.crt"
+    ca_file.write_bytes(base64.b64decode(ca_data))
+    config = scrape_config(cluster.server, str(ca_file), str(token_file), [namespace], interval)
+    return SdPrometheus(workdir, [config], interval=interval)
