@@ -102,7 +102,8 @@ metadata:
     node-role.kubernetes.io/agent: ""
     type: kwok
 # No spec.podCIDR (kwok then uses its --cidr pool) and no taint (every node is fake,
-# so workloads need no toleration).
+# so workloads need no toleration). Room for 1500 pods each, not the kubelet's 110: the
+# convergence benchmark runs two thousand pods at once.
 spec: {}
 status:
   addresses:
@@ -110,8 +111,8 @@ status:
     address: $NODE_IP_PREFIX$((i + 1))
   - type: Hostname
     address: kwok-node-$i
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "1500"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "1500"}
   nodeInfo:
     architecture: amd64
     operatingSystem: linux
