@@ -102,6 +102,8 @@ def settle(core: client.CoreV1Api, namespace: str, count: int, timeout: float = 
         if len(pods) >= count and all(p.status.phase == "Running" for p in pods):
             return
         time.sleep(2)
+    running = sum(p.status.phase == "Running" for p in core.list_namespaced_pod(namespace).items)
+    raise RuntimeError(f"only {running} of {count} pods Running after {timeout:.0f}s: is the nodes' pod capacity enough?")
 
 
 def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
