@@ -52,6 +52,10 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 test: venv deps binaries ## Run the whole test suite (unit, then integration on the local cluster)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+.PHONY: e2e
+e2e: venv deps binaries ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
 test-unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 

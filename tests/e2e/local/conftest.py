@@ -1,0 +1,182 @@
+"""The whole system on the local cluster: the operator as a real process (the chart's
+ServiceAccount), kwok's model pods run for real by the pod runner (BentoML model
+server + drift monitor at each pod IP), a real Prometheus that finds them through
+Kubernetes service discovery, and traffic routed the way kube-proxy routes it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ... import kube
+from ...integration.conftest import install_crd
+from ...integration.operator_harness import OperatorProcess, get_md, install_chart, wait_phase
+from ..podrunner import PodRunner
+from ..prometheus_sd import start_prometheus
+from ..traffic import TrafficDriver
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def models() -> Path:
+    """examples/train_churn.py's model directories (file:// URIs of the ModelDeployments).
+
+    Not under /tmp: the model container mounts an emptyDir there, which would hide them,
+    as it would in a real pod."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    from train_churn import train_all
+
+    out = ROOT / "build" / "e2e-models"
+    shutil.rmtree(out, ignore_errors=True)
+    train_all(out, rows=8000, seed=7, training_date="2026-01-01")
+    return out
+
+
+@pytest.fixture(scope="session")
+def crd(cluster):
+    install_crd(cluster)
+
+
+def churn(models: Path, version: str, model: str, *, replicas: int = 2, steps=None, **analysis) -> dict:
+    """The churn ModelDeployment, serving model directory `model` as `version`, with
+    analysis settings short enough for a test (5 s gates, a 30 s drift window)."""
+    directory = models / model
+    spec_analysis = {"interval": "5s", "minSampleSize": 100, "failureLimit": 2, "inconclusiveLimit": 6,
+                     "slo": {"maxErrorRate": 0.02, "maxLatencyP99": "2s"}}
+    spec_analysis.update(analysis)
+    return {
+        "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
+        "spec": {
+            "model": {"name": "churn", "version": version, "image": f"registry.example/churn:{version}",
+                      "uri": f"file://{directory}", "framework": "xgboost" if "xgboost" in model else "sklearn"},
+            "replicas": replicas,
+            # The profile is copied out of the "image" by the pod's init container.
+            "monitor": {"window": "30s", "referenceProfile": {"path": f"{directory}/profile.json"}},
+            "strategy": {"type": "Canary", "canary": {"steps": steps or [{"weight": 50, "pause": "10s"}]}},
+            "analysis": spec_analysis,
+            "progressDeadline": "3m",
+        },
+    }
+
+
+class StatusLog:
+    """The ModelDeployment's status, polled every `every` seconds from a thread: when
+    each verdict came, and when the phase and weights changed."""
+
+    def __init__(self, stack: "Stack", name: str = "churn", every: float = 0.25):
+        self.stack, self.name, self.every = stack, name, every
+        self.entries: list[tuple[float, dict]] = []  # (time.time(), status) on every change
+        self.verdicts: list[tuple[float, dict]] = []  # (time first seen, lastVerdict)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = None
+        while not self._stop.wait(self.every):
+            try:
+                st = self.stack.status(self.name)
+            except Exception:  # noqa: BLE001 - a failed read is retried
+                continue
+            now = time.time()
+            key = (st.get("phase"), json.dumps(st.get("weights")), st.get("stage"),
+                   json.dumps(st.get("lastVerdict"), sort_keys=True))
+            if key != last:
+                self.entries.append((now, st))
+                last = key
+            v = st.get("lastVerdict")
+            if v and (not self.verdicts or self.verdicts[-1][1].get("time") != v.get("time")):
+                self.verdicts.append((now, v))
+
+    def first(self, predicate) -> tuple[float, dict] | None:
+        return next(((t, st) for t, st in self.entries if predicate(st)), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@dataclass
+class Stack:
+    cluster: kube.Cluster
+    namespace: str
+    operator: OperatorProcess
+    prometheus: object
+    runner: PodRunner
+    workdir: Path
+    drivers: list[TrafficDriver] = field(default_factory=list)
+    watchers: list[StatusLog] = field(default_factory=list)
+
+    def apply(self, doc: dict) -> None:
+        self.cluster.apply(doc, namespace=self.namespace)
+
+    def md(self, name: str = "churn") -> dict:
+        return get_md(self.cluster, self.namespace, name)
+
+    def status(self, name: str = "churn") -> dict:
+        return self.md(name).get("status") or {}
+
+    def wait_phase(self, phase: str, version: str | None = None, timeout: float = 180, name: str = "churn") -> dict:
+        return wait_phase(self.cluster, self.namespace, name, phase, version, timeout)
+
+    def wait_serving(self, revision: str, count: int, timeout: float = 120) -> None:
+        self.runner.wait_serving(count, timeout, revision=revision)
+
+    def traffic(self, name: str = "churn", **kw) -> TrafficDriver:
+        driver = TrafficDriver(self.cluster, self.namespace, name, serving=self.runner.serving, **kw).start()
+        self.drivers.append(driver)
+        return driver
+
+    def watch(self, name: str = "churn") -> StatusLog:
+        log = StatusLog(self, name)
+        self.watchers.append(log)
+        return log
+
+    def query(self, promql: str) -> list[dict]:
+        url = f"{self.prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())["data"]["result"]
+
+    def targets(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.prometheus.url}/api/v1/targets", timeout=5) as resp:
+            return json.loads(resp.read())["data"]["activeTargets"]
+
+
+@pytest.fixture
+def stack(cluster, crd, namespace, tmp_path):
+    # Cluster-scoped chart objects are named after the release: one per namespace.
+    release = f"modelops-e2e-{namespace[-6:]}"
+    install_chart(cluster, namespace, release, "--set", f"watchNamespaces={{{namespace}}}")
+    closers = [lambda: cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)]
+    s = None
+    try:
+        kubeconfig = cluster.service_account_kubeconfig(namespace, f"{release}-operator", tmp_path / "sa.kubeconfig")
+        prometheus = start_prometheus(cluster, namespace, tmp_path / "prometheus")
+        closers.append(prometheus.stop)
+        runner = PodRunner(cluster.kubeconfig, namespace, tmp_path / "pods")
+        closers.append(runner.close)
+        operator = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus.url)
+        closers.append(operator.stop)
+        operator.start()
+        s = Stack(cluster, namespace, operator, prometheus, runner, tmp_path)
+        closers.append(lambda: [x.stop() for x in s.drivers + s.watchers])
+        yield s
+    finally:
+        for close in reversed(closers):
+            close()
+        # Shown by pytest when the test failed.
+        if s is not None:
+            print(s.operator.log()[-15000:])
+        for log in sorted((tmp_path / "pods").glob("*/*.log")):
+            print(f"----- {log.relative_to(tmp_path)}\n{log.read_text(errors='replace')[-2000:]}")

@@ -1,0 +1,390 @@
+"""Runs the processes of model pods on this machine, so kwok's fake pods serve for real.
+
+kwok gives every pod a loopback IP (127.1.0.0/16) but runs no container. The pod
+runner plays the kubelet for pods labelled `modelops.io/modeldeployment`: for each pod
+with a `status.podIP` it starts the pod's own containers as local processes bound to
+that IP, from the pod spec alone (env, ports, volumes, init containers):
+
+- the `model` container: `bentoml serve modelops_services.model_server:ModelService
+  --host <podIP> --port <its containerPort>`;
+- the `monitor` container: `python -m modelops_services.monitor`, listening on
+  <podIP>:<its containerPort>.
+
+A pod is its own network namespace, so `127.0.0.1`/`localhost` in the pod's env means
+the pod's IP here (the model server reaches its sidecar at <podIP>:9091), and
+`0.0.0.0` binds the pod's IP only. Volumes are directories under the runner's workdir:
+ConfigMap volumes are written from the ConfigMap, emptyDirs start empty, and init
+containers run first with their paths mapped the same way, so a profile copied out of
+the "image" by `cp` lands where the monitor reads it. The image's filesystem is this
+machine's: file:// model URIs (MODELOPS_MODEL_DIR) point at local directories such
+as those examples/train_churn.py writes. A pod whose model is baked into an image can
+be served by naming a directory for that image (`images=`).
+
+kwok marks pods Ready at once; the runner probes the containers' readiness endpoints
+itself (`serving()`), standing in for the kubelet's readinessProbe. Deleting a pod
+stops its processes (SIGTERM to the process group, SIGKILL after a grace period).
+
+    python -m tests.e2e.podrunner --namespace ml [--image registry.example/churn:1.3.0=examples/models/churn-sklearn-v1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+LABEL_MD = "modelops.io/modeldeployment"
+log = logging.getLogger("podrunner")
+
+
+class Proc:
+    """One container's process, in its own session so its workers stop with it."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logfile: Path, cwd: Path):
+        self.name, self.logfile = name, logfile
+        self._out = open(logfile, "ab")
+        self.p = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(10)
+        # Workers left behind in the group (the arbiter died first) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.p.pid, signal.SIGKILL)
+        self._out.close()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.logfile.read_text(errors="replace")[-chars:]
+
+
+@dataclass
+class RunningPod:
+    name: str
+    uid: str
+    ip: str
+    labels: dict
+    dir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # container -> readiness URL
+    error: str | None = None
+    started: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False
+
+    @property
+    def model_url(self) -> str | None:
+        u = self.urls.get("model")
+        return u.rsplit("/", 1)[0] if u else None
+
+    @property
+    def monitor_url(self) -> str | None:
+        u = self.urls.get("monitor")
+        return u.rsplit("/", 1)[0] if u else None
+
+
+def _get(url: str, timeout: float = 1.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+class PodRunner:
+    """Watches one namespace's model pods and runs them; `close()` stops everything."""
+
+    def __init__(self, kubeconfig: Path | str, namespace: str, workdir: Path | str,
+                 images: dict[str, str] | None = None, poll: float = 0.5, grace: float = 10.0,
+                 drain: float = 1.5):
+        from kubernetes import client, config
+
+        self.namespace, self.workdir = namespace, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.images = {k: str(Path(v).resolve()) for k, v in (images or {}).items()}
+        # A deleted pod's endpoint leaves the EndpointSlices at once, but clients take
+        # a moment to notice: like a preStop sleep, keep serving that long.
+        self.poll, self.grace, self.drain = poll, grace, drain
+        api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        self.core = client.CoreV1Api(api_client)
+        self.pods: dict[str, RunningPod] = {}  # by uid
+        self._ip_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop = threading.Thread(target=self._run, name=f"podrunner-{namespace}", daemon=True)
+        self._loop.start()
+
+    # --- what tests ask ----------------------------------------------------------------
+
+    def running(self) -> list[RunningPod]:
+        with self._lock:
+            return [p for p in self.pods.values() if not p.stopping]
+
+    def serving(self, ip: str) -> bool:
+        """Whether the pod at ip answers its readiness endpoints (the readinessProbe)."""
+        pod = next((p for p in self.running() if p.ip == ip), None)
+        return bool(pod and pod.started.is_set() and not pod.error
+                    and all(p.alive() for p in pod.procs.values()))
+
+    def wait_serving(self, count: int, timeout: float = 120, **labels: str) -> list[RunningPod]:
+        """Waits until `count` pods with these labels (label keys without the
+        modelops.io/ prefix, e.g. revision="abc") serve; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = [p for p in self.running()
+                    if all(p.labels.get(f"modelops.io/{k}") == v for k, v in labels.items())]
+            broken = [p for p in pods if p.error]
+            if broken:
+                raise RuntimeError(f"pod {broken[0].name} failed: {broken[0].error}")
+            ready = [p for p in pods if self.serving(p.ip)]
+            if len(ready) >= count:
+                return ready
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(ready)}/{count} pods with {labels} serving after {timeout}s")
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._loop.join(10)
+        with self._lock:
+            pods = list(self.pods.values())
+        for pod in pods:
+            self._stop_pod(pod)
+        for t in self._threads:
+            t.join(30)
+
+    def __enter__(self) -> "PodRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                items = self.core.list_namespaced_pod(self.namespace, label_selector=LABEL_MD,
+                                                      _request_timeout=10).to_dict()["items"]
+                self._sync(items)
+            except Exception as err:  # noqa: BLE001 - the API server may hiccup; try again
+                log.warning("listing pods in %s failed: %s", self.namespace, err)
+            self._stop.wait(self.poll)
+
+    def _sync(self, items: list[dict]) -> None:
+        live = {}
+        for pod in items:
+            meta, status = pod["metadata"], pod.get("status") or {}
+            if meta.get("deletion_timestamp") or status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            if status.get("pod_ip"):
+                live[meta["uid"]] = pod
+        with self._lock:
+            gone = [p for uid, p in self.pods.items() if uid not in live and not p.stopping]
+            new = [pod for uid, pod in live.items() if uid not in self.pods]
+            for p in gone:
+                p.stopping = True
+            for pod in new:
+                meta = pod["metadata"]
+                rp = RunningPod(meta["name"], meta["uid"], pod["status"]["pod_ip"], meta.get("labels") or {},
+                                self.workdir / f"{meta['name']}-{meta['uid'][:8]}")
+                self.pods[rp.uid] = rp
+        for p in gone:
+            self._spawn(self._stop_pod, p, self.drain)
+        for pod in new:
+            self._spawn(self._start_pod, self.pods[pod["metadata"]["uid"]], pod)
+
+    def _spawn(self, fn, *args) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+
+    def _ip_lock(self, ip: str) -> threading.Lock:
+        with self._lock:
+            return self._ip_locks.setdefault(ip, threading.Lock())
+
+    # --- one pod -----------------------------------------------------------------------
+
+    def _start_pod(self, rp: RunningPod, pod: dict) -> None:
+        # kwok may hand a deleted pod's IP to a new pod: wait until the old one's
+        # processes have released it.
+        with self._ip_lock(rp.ip):
+            if rp.stopping or self._stop.is_set():
+                return
+            try:
+                self._start_containers(rp, pod)
+            except Exception as err:  # noqa: BLE001 - reported through wait_serving
+                rp.error = f"{type(err).__name__}: {err}"
+                log.error("pod %s: %s", rp.name, rp.error)
+                return
+        deadline = time.monotonic() + 180
+        while not rp.stopping and time.monotonic() < deadline:
+            dead = [p for p in rp.procs.values() if not p.alive()]
+            if dead:
+                rp.error = f"container {dead[0].name} exited {dead[0].p.returncode}:\n{dead[0].tail()}"
+                log.error("pod %s: %s", rp.name, rp.error)
+                return
+            if all(_get(url) == 200 for url in rp.urls.values()):
+                rp.started.set()
+                log.info("pod %s serving at %s", rp.name, rp.ip)
+                return
+            time.sleep(0.3)
+        if not rp.stopping:
+            rp.error = "containers did not become ready within 180s"
+
+    def _stop_pod(self, rp: RunningPod, drain: float = 0.0) -> None:
+        rp.stopping = True
+        if drain and not self._stop.is_set():
+            self._stop.wait(drain)
+        with self._ip_lock(rp.ip):
+            for proc in list(rp.procs.values()):
+                proc.stop(self.grace)
+            rp.procs.clear()
+        with self._lock:
+            if self.pods.get(rp.uid) is rp:
+                del self.pods[rp.uid]
+        log.info("pod %s stopped", rp.name)
+
+    def _start_containers(self, rp: RunningPod, pod: dict) -> None:
+        spec = pod["spec"]
+        rp.dir.mkdir(parents=True, exist_ok=True)
+        volumes = self._volumes(rp, spec.get("volumes") or [])
+        for init in spec.get("init_containers") or []:
+            args = [self._map_path(a, init, volumes) for a in (init.get("command") or []) + (init.get("args") or [])]
+            result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            if result.returncode != 0:
+                raise RuntimeError(f"init container {init['name']} ({' '.join(args)}) failed: {result.stderr}")
+        containers = {c["name"]: c for c in spec["containers"]}
+        model = containers.get("model")
+        if model is None:
+            raise RuntimeError("no container named model")
+        model_env = self._env(rp, pod, model, volumes)
+        model_dir = model_env.get("MODELOPS_MODEL_DIR") or self.images.get(model.get("image", ""))
+        if not model_dir:
+            raise RuntimeError(f"no MODELOPS_MODEL_DIR (file:// model URI) and no directory for image {model.get('image')}")
+        model_env["MODELOPS_MODEL_DIR"] = model_dir
+        if not (Path(model_dir) / "metadata.json").is_file():
+            raise RuntimeError(f"no model directory at {model_dir} (a path under a volume mount is the volume's)")
+        monitor = containers.get("monitor")
+        if monitor is not None:
+            env = self._env(rp, pod, monitor, volumes)
+            port = _port(monitor, 9091)
+            env["MODELOPS_MONITOR_HOST"], env["MODELOPS_MONITOR_PORT"] = rp.ip, str(port)
+            # No profile volume: the monitor reads the model directory's own profile.
+            env.setdefault("MODELOPS_PROFILE_PATH", str(Path(model_dir) / "profile.json"))
+            rp.procs["monitor"] = Proc("monitor", [sys.executable, "-m", "modelops_services.monitor"], env,
+                                       rp.dir / "monitor.log", ROOT)
+            rp.urls["monitor"] = f"http://{rp.ip}:{port}/healthz"
+        port = _port(model, 3000)
+        args = [str(VENV_BIN / "bentoml"), "serve", "modelops_services.model_server:ModelService",
+                "--host", rp.ip, "--port", str(port)]
+        rp.procs["model"] = Proc("model", args, model_env, rp.dir / "model.log", ROOT)
+        rp.urls["model"] = f"http://{rp.ip}:{port}/readyz"
+        log.info("pod %s: starting model (%s) and monitor at %s", rp.name, model_dir, rp.ip)
+
+    def _volumes(self, rp: RunningPod, volumes: list[dict]) -> dict[str, Path]:
+        out = {}
+        for vol in volumes:
+            path = rp.dir / "volumes" / vol["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            cm = vol.get("config_map")
+            if cm:
+                data = self.core.read_namespaced_config_map(cm["name"], self.namespace).data or {}
+                items = cm.get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    (path / item["path"]).write_text(data[item["key"]])
+            out[vol["name"]] = path
+        return out
+
+    @staticmethod
+    def _map_path(value: str, container: dict, volumes: dict[str, Path]) -> str:
+        """A path inside the container, as a path on this machine: under a volume
+        mount it is the volume's directory; otherwise the image's file is ours."""
+        for mount in sorted(container.get("volume_mounts") or [], key=lambda m: -len(m["mount_path"])):
+            root = mount["mount_path"].rstrip("/")
+            if (value == root or value.startswith(root + "/")) and mount["name"] in volumes:
+                return str(volumes[mount["name"]]) + value[len(root):]
+        return value
+
+    def _env(self, rp: RunningPod, pod: dict, container: dict, volumes: dict[str, Path]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELOPS_", "BENTOML_", "KUBECONFIG"))}
+        for item in container.get("env") or []:
+            value = item.get("value")
+            ref = (item.get("value_from") or {}).get("field_ref")
+            if ref:
+                value = {"status.podIP": rp.ip, "metadata.name": rp.name,
+                         "metadata.namespace": self.namespace}.get(ref["field_path"], "")
+            if value is None:
+                continue
+            # The pod's loopback is its IP; paths under mounts are the volume directories.
+            value = value.replace("127.0.0.1", rp.ip).replace("localhost", rp.ip)
+            env[item["name"]] = self._map_path(value, container, volumes)
+        home = rp.dir / f"bentoml-{container['name']}"
+        home.mkdir(exist_ok=True)
+        env["BENTOML_HOME"] = str(home)
+        env["PYTHONUNBUFFERED"] = "1"
+        # Two cores are shared by every pod: keep numeric libraries to one thread each.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, "1")
+        return env
+
+
+def _port(container: dict, default: int) -> int:
+    ports = container.get("ports") or []
+    return int(ports[0]["container_port"]) if ports else default
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Run the model pods of a namespace as local processes.")
+    p.add_argument("--namespace", "-n", required=True)
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--workdir", default=None, help="logs and BENTOML_HOMEs (default: a temporary directory)")
+    p.add_argument("--image", action="append", default=[], metavar="IMAGE=MODEL_DIR",
+                   help="serve pods of IMAGE from MODEL_DIR (models baked into an image)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s podrunner %(message)s")
+    import tempfile
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="podrunner-"))
+    images = dict(i.split("=", 1) for i in args.image)
+    runner = PodRunner(args.kubeconfig, args.namespace, workdir, images)
+    log.info("running model pods of namespace %s; logs under %s", args.namespace, workdir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    runner.close()
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Live traffic for a ModelDeployment, routed as the cluster would route it.
+
+Replica-ratio routing: every request picks one ready endpoint of the entry Service's
+EndpointSlices uniformly at random, as kube-proxy does, so the candidate's share is its
+share of endpoints. Gateway API routing: a backend Service by the HTTPRoute's
+backendRef weights, then one of its endpoints uniformly. Routing state is re-read in
+the background every `refresh` seconds.
+
+The rows are synthetic churn customers (examples/churn_data.py). The traffic can turn
+drifted at any moment (`drift("mean", "monthly_charges", 2.0)`), and every row sent is
+counted per track (the track the endpoint's revision had in the ModelDeployment's
+status when the request was sent) and per revision.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from churn_data import FEATURES, customers, shift  # noqa: E402
+
+LABEL_REVISION = "modelops.io/revision"
+
+
+def to_rows(df) -> list[dict]:
+    """JSON rows in the model's schema (NaN and None as null)."""
+    out = []
+    for rec in df[FEATURES].to_dict("records"):
+        row = {}
+        for k, v in rec.items():
+            if v is None or (isinstance(v, float) and v != v):
+                row[k] = None
+            else:
+                row[k] = v.item() if hasattr(v, "item") else v
+        out.append(row)
+    return out
+
+
+@dataclass
+class Endpoint:
+    ip: str
+    port: int
+    pod: str
+    revision: str | None
+
+
+@dataclass
+class Routing:
+    """Backends with their weights, each with its ready endpoints."""
+
+    backends: list[tuple[int, list[Endpoint]]] = field(default_factory=list)
+    stable: str | None = None
+    candidate: str | None = None
+
+    def pick(self, rng: random.Random, serving=lambda ip: True) -> Endpoint | None:
+        backends = [(w, [e for e in eps if serving(e.ip)]) for w, eps in self.backends]
+        live = [(w, eps) for w, eps in backends if w > 0 and eps]
+        if not live:
+            return None
+        total = sum(w for w, _ in live)
+        x = rng.uniform(0, total)
+        for w, eps in live:
+            if x < w:
+                return rng.choice(eps)
+            x -= w
+        return rng.choice(live[-1][1])
+
+    def track(self, revision: str | None) -> str:
+        if revision and revision == self.candidate:
+            return "candidate"
+        if revision and revision == self.stable:
+            return "stable"
+        return "other"
+
+
+class TrafficDriver:
+    """Sends POST /predict at `rate` requests/s with `rows` rows each, from a thread."""
+
+    def __init__(self, cluster, namespace: str, name: str, rate: float = 10.0, rows: int = 5,
+                 serving=None, seed: int = 1, refresh: float = 0.5, pool: int = 20_000):
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.core, self.disco = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.namespace, self.name = namespace, name
+        self.rate, self.rows = rate, rows
+        # Stands in for readiness probes kwok does not run: skip endpoints whose
+        # processes do not answer yet (a real kubelet keeps them out of the slices).
+        self.serving = serving or (lambda ip: True)
+        self.rng = random.Random(seed)
+        self.refresh = refresh
+        self._normal = customers(pool, seed)
+        self._pool = to_rows(self._normal)
+        self._cursor = 0
+        self.routing = Routing()
+        self.rows_by_track: Counter = Counter()
+        self.rows_by_revision: Counter = Counter()
+        self.status_by_track: Counter = Counter()  # (track, http status) -> requests
+        self.unroutable = 0
+        # Every request: (time.time(), track, revision, HTTP status or 0, rows).
+        self.requests: list[tuple[float, str, str | None, int, int]] = []
+        self.drift_started: float | None = None
+        self.rows_since_drift: Counter = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._route_loop, daemon=True),
+                         threading.Thread(target=self._send_loop, daemon=True)]
+
+    # --- control ---------------------------------------------------------------------
+
+    def start(self) -> "TrafficDriver":
+        self._refresh_routing()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    def drift(self, kind: str = "mean", feature: str = "monthly_charges", amount: float = 2.0) -> None:
+        """From now on, send shifted rows."""
+        rows = to_rows(shift(self._normal, kind, feature, amount, seed=3))
+        with self._lock:
+            self._pool, self._cursor = rows, 0
+            self.drift_started = time.time()
+            self.rows_since_drift = Counter()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"rows_by_track": dict(self.rows_by_track), "rows_by_revision": dict(self.rows_by_revision),
+                    "status_by_track": {f"{t}/{s}": n for (t, s), n in self.status_by_track.items()},
+                    "unroutable": self.unroutable, "rows_since_drift": dict(self.rows_since_drift)}
+
+    def between(self, start: float, end: float | None = None) -> list[tuple[float, str, str | None, int, int]]:
+        """The requests sent in [start, end)."""
+        with self._lock:
+            return [r for r in self.requests if r[0] >= start and (end is None or r[0] < end)]
+
+    # --- routing ------------------------------------------------------------------------
+
+    def _endpoints(self, service: str) -> list[Endpoint]:
+        slices = self.disco.list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={service}", _request_timeout=10).items
+        pods = {p.metadata.name: (p.metadata.labels or {}).get(LABEL_REVISION)
+                for p in self.core.list_namespaced_pod(self.namespace, _request_timeout=10,
+                                                       label_selector="modelops.io/modeldeployment").items}
+        out = []
+        for s in slices:
+            port = next((p.port for p in s.ports or [] if p.name == "http"), None)
+            if port is None:
+                continue
+            for ep in s.endpoints or []:
+                if not (ep.conditions and ep.conditions.ready):
+                    continue
+                pod = ep.target_ref.name if ep.target_ref else ""
+                for ip in ep.addresses:
+                    if self.serving(ip):
+                        out.append(Endpoint(ip, port, pod, pods.get(pod)))
+        return out
+
+    def _refresh_routing(self) -> None:
+        md = self.custom.get_namespaced_custom_object("modelops.io", "v1alpha1", self.namespace, "modeldeployments",
+                                                      self.name, _request_timeout=10)
+        st = md.get("status") or {}
+        routing = Routing(stable=(st.get("stable") or {}).get("revision"),
+                          candidate=(st.get("candidate") or {}).get("revision"))
+        if "gatewayAPI" in ((md["spec"].get("strategy") or {}).get("trafficRouting") or {}):
+            route = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace,
+                                                             "httproutes", self.name, _request_timeout=10)
+            # The last rule is the default split; earlier ones match headers (A/B).
+            for ref in route["spec"]["rules"][-1]["backendRefs"]:
+                routing.backends.append((int(ref.get("weight", 1)), self._endpoints(ref["name"])))
+        else:
+            routing.backends.append((1, self._endpoints(self.name)))
+        with self._lock:
+            self.routing = routing
+
+    def _route_loop(self) -> None:
+        while not self._stop.wait(self.refresh):
+            try:
+                self._refresh_routing()
+            except Exception:  # noqa: BLE001 - keep the last routing; the API server may hiccup
+                pass
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _next_rows(self) -> list[dict]:
+        with self._lock:
+            pool, i = self._pool, self._cursor
+            self._cursor = (i + self.rows) % len(pool)
+        return [pool[(i + k) % len(pool)] for k in range(self.rows)]
+
+    def _send_loop(self) -> None:
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        with httpx.Client(timeout=10.0) as http:
+            while not self._stop.is_set():
+                next_at += period
+                self._send_one(http)
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_at = time.monotonic()  # behind: do not burst to catch up
+
+    def _send_one(self, http: httpx.Client) -> None:
+        with self._lock:
+            routing = self.routing
+            # Readiness is re-checked per request: a real kubelet and kube-proxy take
+            # an endpoint out before its processes stop (see PodRunner.drain).
+            ep = routing.pick(self.rng, self.serving)
+        if ep is None:
+            with self._lock:
+                self.unroutable += 1
+            return
+        rows = self._next_rows()
+        track = routing.track(ep.revision)
+        try:
+            status = http.post(f"http://{ep.ip}:{ep.port}/predict", content=json.dumps({"rows": rows}),
+                               headers={"content-type": "application/json"}).status_code
+        except httpx.HTTPError:
+            status = 0  # connection refused or reset: the endpoint went away
+        with self._lock:
+            self.requests.append((time.time(), track, ep.revision, status, len(rows)))
+            self.status_by_track[(track, status)] += 1
+            if status == 200:
+                self.rows_by_track[track] += len(rows)
+                self.rows_by_revision[ep.revision] += len(rows)
+                if self.drift_started is not None:
+                    self.rows_since_drift[track] += len(rows)
