@@ -93,6 +93,7 @@ class RunningPod:
     urls: dict[str, str] = field(default_factory=dict)  # container -> readiness URL
     error: str | None = None
     started: threading.Event = field(default_factory=threading.Event)
+    started_at: float | None = None  # time.time() when every container answered
     stopping: bool = False
 
     @property
@@ -251,6 +252,7 @@ class PodRunner:
                 log.error("pod %s: %s", rp.name, rp.error)
                 return
             if all(_get(url) == 200 for url in rp.urls.values()):
+                rp.started_at = time.time()
                 rp.started.set()
                 log.info("pod %s serving at %s", rp.name, rp.ip)
                 return
