@@ -25,11 +25,31 @@ def pods_of(stack, revision: str) -> set[str]:
     return set(out.split())
 
 
-def deploy_stable(stack, models) -> str:
-    stack.apply(churn(models, "1.0.0", "churn-sklearn-v1"))
+def settled(stack, revision: str, count: int, timeout: float = 90) -> None:
+    """Waits until the promoted revision's Deployment is the stable track's and fully
+    rolled out, and its `count` pods serve."""
+    def check():
+        deploy = stack.cluster.get_json("deploy", "-l", f"modelops.io/revision={revision}",
+                                        namespace=stack.namespace)["items"]
+        if len(deploy) != 1:
+            return False
+        d = deploy[0]
+        st = d.get("status") or {}
+        if d["metadata"]["labels"].get("modelops.io/track") != "stable" or \
+                st.get("observedGeneration") != d["metadata"]["generation"] or \
+                not st.get("updatedReplicas") == st.get("replicas") == count:
+            return False
+        names = pods_of(stack, revision)
+        serving = {p.name for p in stack.runner.running() if stack.runner.serving(p.ip)}
+        return len(names) == count and names <= serving
+    wait_for(check, timeout, message=f"{count} serving pods of revision {revision}")
+
+
+def deploy_stable(stack, models, replicas: int = 2, **kw) -> str:
+    stack.apply(churn(models, "1.0.0", "churn-sklearn-v1", replicas=replicas, **kw))
     st = stack.wait_phase("Succeeded", "1.0.0")
     revision = st["stable"]["revision"]
-    stack.wait_serving(revision, 2)
+    stack.wait_serving(revision, replicas)
     return revision
 
 
@@ -86,10 +106,41 @@ def test_healthy_canary_is_promoted(stack, models):
     wait_for(lambda: not pods_of(stack, stable), 60, message="1.0.0 pods removed")
     # Promotion rewrites the pod template (the sidecar's MODELOPS_TRACK), so the 2.0.0
     # pods are replaced; kwok reports the new ones Ready before they serve.
-    stack.wait_serving(candidate, 2)
+    settled(stack, candidate, 2)
     time.sleep(3)
     after = traffic.between(time.time() - 2.5)
     assert after and {r[2] for r in after} == {candidate}
     # Nobody noticed the rollout: every request of the whole run was answered.
     failed = [r for r in traffic.requests if r[3] != 200]
     assert not failed, failed[:5]
+
+
+GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway"}]}}
+
+
+def test_gateway_canary_gets_the_route_weight(stack, models):
+    """With Gateway API routing the split is the HTTPRoute's weight, not a replica ratio:
+    one stable and one canary pod, and the canary gets 25% of the requests."""
+    stable = deploy_stable(stack, models, replicas=1, routing=GATEWAY)
+    traffic = stack.traffic(rate=20, rows=2)  # enough canary requests for minSampleSize at 25%
+    candidate = start_rollout(stack, models, "2.0.0", "churn-xgboost-v1", replicas=1, routing=GATEWAY,
+                              steps=[{"weight": 25, "pause": "10s"}])
+    serving_at = time.time()
+    promoted_at = None
+
+    def promoted():
+        nonlocal promoted_at
+        st = stack.status()
+        if promoted_at is None and (st.get("weights") or {}).get("candidate") == 100:
+            promoted_at = time.time()
+        return st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == "2.0.0" and st
+    st = wait_for(promoted, 240, interval=0.3, message="2.0.0 promoted")
+    assert st["lastVerdict"]["result"] == "Pass"
+    during = traffic.between(serving_at, promoted_at or time.time())
+    share = sum(1 for r in during if r[2] == candidate) / max(1, len(during))
+    assert len(during) >= 200 and 0.17 <= share <= 0.33, (share, len(during))
+    settled(stack, candidate, 1)  # its pod is replaced at promotion (see above)
+    time.sleep(2)
+    routing = traffic.routing
+    assert {r[2] for r in traffic.between(time.time() - 1.5)} == {candidate}, routing
+    assert not [r for r in traffic.requests if r[3] != 200]
