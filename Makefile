@@ -56,16 +56,21 @@ test: venv deps binaries ## Run the whole test suite (unit, then integration on 
 e2e: venv deps binaries ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+.PHONY: e2e-kind
+e2e-kind: venv binaries ## Scenarios 1 and 2 on kind against real pods (needs Docker; skipped with a message without)
+	VENV=$(VENV) hack/e2e-kind.sh $(PYTEST_ARGS)
+
 test-unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-demo: venv binaries ## The local cluster, the chart, the operator, an example ModelDeployment, kubectl get md
+demo: venv binaries ## A drifting canary rolled back by itself, live; timeline in build/demo/
 	VENV=$(VENV) hack/demo.sh
 
 bench: venv binaries ## Run the benchmarks (BENCH_ARGS=--quick for a short run); results go to bench/results/
 	$(VENV)/bin/pip install --quiet -e '.[operator,services,dev,bench]'
 	$(PY) -m bench.operator $(BENCH_ARGS)
 	$(PY) -m bench.drift $(BENCH_ARGS)
+	$(PY) -m bench.loop $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv (the binary cache stays)
 	rm -rf $(VENV) .pytest_cache
