@@ -160,6 +160,7 @@ def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) 
         create_all(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
                                                                    "modeldeployments", doc),
                    [model_deployment(i) for i in range(count)])
+        print(f"operator: all {count} ModelDeployments created after {time.monotonic() - start:.1f}s", flush=True)
         end = wait_all(count, lambda: count_ready(api, apps, core, namespace, True), 1800)
         print(f"operator: {end - start:.1f}s, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
         return end - start, peak[0] / 2**20

@@ -106,6 +106,9 @@ class WorkQueue:
         """Returns once no urgent key is waiting."""
         await self._calm.wait()
 
+    def is_calm(self) -> bool:
+        return self._calm.is_set()
+
 
 class NoProvider:
     """Used until metric providers are configured: never a pass."""
@@ -128,7 +131,7 @@ class Controller:
         self.failures: dict[Key, int] = defaultdict(int)
         self.tasks: list[asyncio.Task] = []
         self.background: set[asyncio.Task] = set()
-        self.announcing = asyncio.Semaphore(4)
+        self.announcing = asyncio.Semaphore(2)
 
     # --- watch events ----------------------------------------------------------------
     def observe_model_deployment(self, event_type: str, body: dict) -> None:
@@ -205,10 +208,14 @@ class Controller:
             # Events tell people what happened; they wait while new or changed
             # ModelDeployments are queued, so a burst converges first. Nothing is lost:
             # an unannounced transition is announced before the next one is made.
-            if defer:
-                await self.queue.calm()
-            async with self.announcing:
-                await self.api.announce(body, transition)
+            while True:
+                if defer:
+                    await self.queue.calm()
+                async with self.announcing:
+                    if defer and not self.queue.is_calm():
+                        continue  # a burst began while this one waited for its turn
+                    await self.api.announce(body, transition)
+                    break
         except Exception as err:  # noqa: BLE001 - retried by the next pass
             log.warning("announcing %s for %s/%s failed: %s", transition["reason"], *key, err)
             if self.announced.get(key) == transition["seq"]:
