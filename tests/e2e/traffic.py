@@ -109,7 +109,7 @@ class TrafficDriver:
         self.rows_by_revision: Counter = Counter()
         self.status_by_track: Counter = Counter()  # (track, http status) -> requests
         self.unroutable = 0
-        # Every request: (time.time(), track, revision, HTTP status or 0, rows).
+        # Every request: (time.time() when sent, track, revision, HTTP status or 0, rows).
         self.requests: list[tuple[float, str, str | None, int, int]] = []
         self.drift_started: float | None = None
         self.rows_since_drift: Counter = Counter()
@@ -229,13 +229,14 @@ class TrafficDriver:
             return
         rows = self._next_rows()
         track = routing.track(ep.revision)
+        sent = time.time()
         try:
             status = http.post(f"http://{ep.ip}:{ep.port}/predict", content=json.dumps({"rows": rows}),
                                headers={"content-type": "application/json"}).status_code
         except httpx.HTTPError:
             status = 0  # connection refused or reset: the endpoint went away
         with self._lock:
-            self.requests.append((time.time(), track, ep.revision, status, len(rows)))
+            self.requests.append((sent, track, ep.revision, status, len(rows)))
             self.status_by_track[(track, status)] += 1
             if status == 200:
                 self.rows_by_track[track] += len(rows)
