@@ -15,7 +15,7 @@ RESTRICTED = {
 MONITOR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
-def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict, track: str) -> dict:
+def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict) -> dict:
     mon = spec.monitor
     profile = mon.get("referenceProfile") or {}
     env = [
@@ -24,8 +24,8 @@ def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict, track: st
         {"name": "MODELOPS_MONITOR_PORT", "value": str(mon["port"])},
         {"name": "MODELOPS_MODELDEPLOYMENT", "value": meta["name"]},
         {"name": "MODELOPS_NAMESPACE", "value": meta["namespace"]},
-        # The role the pods were created for; the revision is their identity.
-        {"name": "MODELOPS_TRACK", "value": track},
+        # No track here: it changes at promotion, and the pod template must not (that
+        # would restart every pod of the promoted revision). The revision is their identity.
         {"name": "MODELOPS_REVISION", "value": spec.revision},
     ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
@@ -108,7 +108,7 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         "volumes": volumes,
     }
     if spec.monitor["enabled"]:
-        containers.append(_monitor_container(spec, config, meta, track))
+        containers.append(_monitor_container(spec, config, meta))
         volume, init = _profile_volume(spec, meta)
         if volume:
             volumes.append(volume)

@@ -5,13 +5,13 @@ The scrape config is what a user adds to their own Prometheus (the chart's PodMo
 every pod with the `modelops.io/modeldeployment` label, its `monitor` port, /metrics,
 and exactly these identifying labels on every series:
 
-    namespace, modeldeployment, track, revision, pod
+    namespace, modeldeployment, revision, pod
 
-taken from the pod's metadata (the sidecar's own copies of the first four are
-dropped, so a misconfigured sidecar cannot claim another model's identity). The
-operator's pods do not carry `modelops.io/track` (a promotion would otherwise restart
-them); for them, `track` is the one the sidecar reports: the role its pods were
-created for.
+taken from the pod's metadata (the sidecar's own copies are dropped, so a
+misconfigured sidecar cannot claim another model's identity). There is no track
+label: a revision's track changes at promotion, and neither its pods' labels nor their
+env may change then (that would restart them). The revision is the identity; status
+says which revision is stable and which is the candidate.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from ..prom import Prometheus, free_port
 BUILD = Path(__file__).resolve().parent / "build-prometheus.sh"
 
 LABEL_MD = "modelops.io/modeldeployment"
-CONTRACT = ("namespace", "modeldeployment", "track", "revision", "pod")
+CONTRACT = ("namespace", "modeldeployment", "revision", "pod")
 
 RELABEL = [
     {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_modeldeployment"], "regex": ".+", "action": "keep"},
     {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "monitor", "action": "keep"},
     {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
     {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_modeldeployment"], "target_label": "modeldeployment"},
-    {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_track"], "target_label": "track"},
     {"source_labels": ["__meta_kubernetes_pod_label_modelops_io_revision"], "target_label": "revision"},
     {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
 ]

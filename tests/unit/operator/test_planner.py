@@ -489,8 +489,17 @@ def test_model_server_and_monitor_are_configured():
     assert env["MODELOPS_MODEL_DIR"] == "/models/churn-v1"
     assert env["MODELOPS_MONITOR_URL"] == "http://127.0.0.1:9091"
     menv = {e["name"]: e["value"] for e in monitor["env"]}
-    assert menv["MODELOPS_WINDOW"] == "2m" and menv["MODELOPS_TRACK"] == "stable"
+    assert menv["MODELOPS_WINDOW"] == "2m" and "MODELOPS_TRACK" not in menv
     assert menv["MODELOPS_PROFILE_PATH"] == "/etc/modelops/profile/profile.json"
     # The profile lives in the model image: an init container copies it where the monitor reads it.
     (init,) = pod["initContainers"]
     assert init["image"] == spec["model"]["image"] and init["command"][1] == "/models/churn-v1/profile.json"
+
+
+def test_promotion_does_not_touch_the_promoted_pods():
+    sim = Sim(CANARY).run(deployed)
+    v2(sim)
+    sim.run(lambda s: deployment_of(s, "2.0.0") is not None)
+    before = copy.deepcopy(deployment_of(sim, "2.0.0")["spec"]["template"])
+    sim.run(lambda s: stable_version(s) == "2.0.0" and s.phase() == "Succeeded")
+    assert deployment_of(sim, "2.0.0")["spec"]["template"] == before  # no rolling restart at promotion
