@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     say("training the example models (scikit-learn 1.0.0, XGBoost 2.0.0) with their drift profiles")
     from train_churn import train_all
 
-    models = ROOT / "build" / "demo-models"
+    models = kube.models_dir("demo-models")
     shutil.rmtree(models, ignore_errors=True)
     train_all(models, rows=8000, seed=7, training_date="2026-01-01")
 

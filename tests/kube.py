@@ -146,6 +146,16 @@ def cluster_paths() -> tuple[Path, Path]:
     return Path(v["KUBECONFIG_PATH"]), Path(v["BIN_DIR"])
 
 
+def models_dir(name: str) -> Path:
+    """A directory for trained example models that file:// model URIs can name: in the
+    cache, not the checkout, because the model container mounts an emptyDir on /tmp,
+    which hides whatever lies below it (a clone under /tmp included), as in a real pod."""
+    path = Path(_lib_vars("MODELOPS_CACHE")["MODELOPS_CACHE"]) / name
+    if path.resolve().is_relative_to("/tmp"):
+        raise RuntimeError(f"{path} is under /tmp, which model pods mount an emptyDir on; set MODELOPS_CACHE elsewhere")
+    return path
+
+
 def cluster_healthy() -> bool:
     return run(["bash", str(CLUSTER_SH), "status"], check=False, timeout=60).returncode == 0
 

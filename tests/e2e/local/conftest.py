@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parents[3]
 def models() -> Path:
     """examples/train_churn.py's model directories (file:// URIs of the ModelDeployments).
 
-    Not under /tmp: the model container mounts an emptyDir there, which would hide them,
-    as it would in a real pod."""
+    In the cache, not under /tmp: the model container mounts an emptyDir there, which
+    would hide them, as it would in a real pod."""
     import shutil
     import sys
 
     sys.path.insert(0, str(ROOT / "examples"))
     from train_churn import train_all
 
-    out = ROOT / "build" / "e2e-models"
+    out = kube.models_dir("e2e-models")
     shutil.rmtree(out, ignore_errors=True)
     train_all(out, rows=8000, seed=7, training_date="2026-01-01")
     return out
