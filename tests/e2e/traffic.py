@@ -88,13 +88,14 @@ class TrafficDriver:
     """Sends POST /predict at `rate` requests/s with `rows` rows each, from a thread."""
 
     def __init__(self, cluster, namespace: str, name: str, rate: float = 10.0, rows: int = 5,
-                 serving=None, seed: int = 1, refresh: float = 0.5, pool: int = 20_000):
+                 serving=None, seed: int = 1, refresh: float = 0.5, pool: int = 20_000, service: str | None = None):
         from kubernetes import client, config
 
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.core, self.disco = client.CoreV1Api(api), client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.namespace, self.name = namespace, name
+        self.service = service or name  # e.g. NAME-preview, for smoke traffic to a blue-green preview
         self.rate, self.rows = rate, rows
         # Stands in for readiness probes kwok does not run: skip endpoints whose
         # processes do not answer yet (a real kubelet keeps them out of the slices).
@@ -185,7 +186,7 @@ class TrafficDriver:
             for ref in route["spec"]["rules"][-1]["backendRefs"]:
                 routing.backends.append((int(ref.get("weight", 1)), self._endpoints(ref["name"])))
         else:
-            routing.backends.append((1, self._endpoints(self.name)))
+            routing.backends.append((1, self._endpoints(self.service)))
         with self._lock:
             self.routing = routing
 

@@ -49,7 +49,7 @@ def crd(cluster):
 
 
 def churn(models: Path, version: str, model: str, *, replicas: int = 2, steps=None, routing: dict | None = None,
-          **analysis) -> dict:
+          strategy: dict | None = None, **analysis) -> dict:
     """The churn ModelDeployment, serving model directory `model` as `version`, with
     analysis settings short enough for a test (5 s gates, a 30 s drift window)."""
     directory = models / model
@@ -64,7 +64,8 @@ def churn(models: Path, version: str, model: str, *, replicas: int = 2, steps=No
             "replicas": replicas,
             # The profile is copied out of the "image" by the pod's init container.
             "monitor": {"window": "30s", "referenceProfile": {"path": f"{directory}/profile.json"}},
-            "strategy": {"type": "Canary", "canary": {"steps": steps or [{"weight": 50, "pause": "10s"}]},
+            "strategy": {**(strategy or {"type": "Canary",
+                                          "canary": {"steps": steps or [{"weight": 50, "pause": "10s"}]}}),
                          "trafficRouting": routing or {"replicas": {}}},
             "analysis": spec_analysis,
             "progressDeadline": "3m",
