@@ -503,3 +503,29 @@ def test_promotion_does_not_touch_the_promoted_pods():
     before = copy.deepcopy(deployment_of(sim, "2.0.0")["spec"]["template"])
     sim.run(lambda s: stable_version(s) == "2.0.0" and s.phase() == "Succeeded")
     assert deployment_of(sim, "2.0.0")["spec"]["template"] == before  # no rolling restart at promotion
+
+
+def test_every_status_field_the_planner_writes_is_in_the_crd_schema():
+    # The API server prunes fields its schema does not list, so a field missing
+    # there would be lost at the next write (a Paused condition losing its reason).
+    import yaml
+
+    from modelops_operator.spec import CRD_FILE
+
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    known = set(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"])
+    seen = set()
+    manual = copy.deepcopy(CANARY)
+    manual["strategy"]["canary"]["steps"][0] = {"weight": 25, "pause": "Manual"}
+    for spec, judge, until in ((CANARY, always("Inconclusive"), lambda s: s.phase() == "Paused"),
+                               (manual, always("Pass"), lambda s: s.phase() == "Paused"),
+                               (CANARY, always("Fail"), lambda s: s.phase() == "RolledBack")):
+        sim = Sim(spec).run(deployed)
+        v2(sim)
+        for _ in range(200):
+            sim.reconcile(judge)
+            seen |= set(sim.status)
+            if until(sim):
+                break
+    assert "pausedReason" in seen
+    assert seen <= known, seen - known
