@@ -36,6 +36,7 @@ from modelops_operator.timeline import Event, Timeline, finished  # noqa: E402
 from tests import kube  # noqa: E402
 from tests.e2e.podrunner import PodRunner  # noqa: E402
 from tests.e2e.prometheus_sd import start_prometheus  # noqa: E402
+from tests.e2e.local.conftest import churn  # noqa: E402  (the scenarios' ModelDeployment: short gates)
 from tests.e2e.traffic import TrafficDriver  # noqa: E402
 from tests.integration.operator_harness import OperatorProcess  # noqa: E402
 
@@ -48,23 +49,7 @@ def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def churn(models: Path, version: str, model: str) -> dict:
-    """The churn ModelDeployment; short gates and a 30s drift window so the story takes minutes."""
-    directory = models / model
-    return {
-        "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
-        "spec": {
-            "model": {"name": "churn", "version": version, "image": f"registry.example/churn:{version}",
-                      "uri": f"file://{directory}", "framework": "xgboost" if "xgboost" in model else "sklearn"},
-            "replicas": 4,
-            "monitor": {"window": "30s", "referenceProfile": {"path": f"{directory}/profile.json"}},
-            "strategy": {"type": "Canary",
-                         "canary": {"steps": [{"weight": 25, "pause": "15s"}, {"weight": 50}, {"weight": 75}]}},
-            "analysis": {"interval": "5s", "minSampleSize": 100, "failureLimit": 2, "inconclusiveLimit": 6,
-                         "slo": {"maxErrorRate": 0.02, "maxLatencyP99": "2s"}},
-            "progressDeadline": "3m",
-        },
-    }
+STEPS = [{"weight": 25, "pause": "15s"}, {"weight": 50}, {"weight": 75}]
 
 
 class Scores:
@@ -171,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         closers.append(operator.stop)
 
         say("1.0.0 (scikit-learn) serving")
-        cluster.apply(churn(models, "1.0.0", "churn-sklearn-v1"), namespace=NAMESPACE)
+        cluster.apply(churn(models, "1.0.0", "churn-sklearn-v1", replicas=4, steps=STEPS), namespace=NAMESPACE)
         kube.wait_for(lambda: (cluster.get_json("md", "churn", namespace=NAMESPACE).get("status") or {})
                       .get("phase") == "Succeeded", 180, message="1.0.0 available")
         stable = cluster.get_json("md", "churn", namespace=NAMESPACE)["status"]["stable"]["revision"]
@@ -184,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         say("rolling out 2.0.0 (XGBoost) as a canary: 25% (15s pause), 50%, 75%, gates every 5s")
         timeline = Timeline()
         timeline.add(cluster.get_json("md", "churn", namespace=NAMESPACE), time.monotonic())
-        cluster.apply(churn(models, "2.0.0", "churn-xgboost-v1"), namespace=NAMESPACE)
+        cluster.apply(churn(models, "2.0.0", "churn-xgboost-v1", replicas=4, steps=STEPS), namespace=NAMESPACE)
         md = live(cluster, Scores(prometheus.url), timeline, traffic, drift_at_weight=25)
 
         png = out / "timeline.png"

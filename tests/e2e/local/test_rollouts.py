@@ -61,6 +61,22 @@ def start_rollout(stack, models, version: str, model: str, **kw) -> str:
     return revision
 
 
+def wait_promoted(stack, version: str = "2.0.0") -> tuple[dict, float]:
+    """Waits until `version` is stable with no rollout in flight; returns that status and
+    when the candidate was first seen with all the traffic (the promotion's start)."""
+    promoted_at = None
+
+    def promoted():
+        nonlocal promoted_at
+        st = stack.status()
+        if promoted_at is None and (st.get("weights") or {}).get("candidate") == 100:
+            promoted_at = time.time()
+        return st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == version \
+            and not st.get("candidate") and st
+    st = wait_for(promoted, 240, interval=0.3, message=f"{version} promoted")
+    return st, promoted_at or time.time()
+
+
 def test_healthy_canary_is_promoted(stack, models):
     stable = deploy_stable(stack, models)
     traffic = stack.traffic(rate=10, rows=5)
@@ -78,17 +94,7 @@ def test_healthy_canary_is_promoted(stack, models):
 
     candidate = start_rollout(stack, models, "2.0.0", "churn-xgboost-v1")
     serving_at = time.time()
-    promoted_at = None
-
-    def promoted():
-        nonlocal promoted_at
-        st = stack.status()
-        if promoted_at is None and (st.get("weights") or {}).get("candidate") == 100:
-            promoted_at = time.time()
-        return st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == "2.0.0" \
-            and not st.get("candidate") and st
-    st = wait_for(promoted, 240, interval=0.3, message="2.0.0 promoted")
-    promoted_at = promoted_at or time.time()
+    st, promoted_at = wait_promoted(stack)
 
     assert st["history"][0]["outcome"] == "Succeeded"
     verdict = st["lastVerdict"]
@@ -120,25 +126,17 @@ GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway"}]}}
 def test_gateway_canary_gets_the_route_weight(stack, models):
     """With Gateway API routing the split is the HTTPRoute's weight, not a replica ratio:
     one stable and one canary pod, and the canary gets 25% of the requests."""
-    stable = deploy_stable(stack, models, replicas=1, routing=GATEWAY)
+    deploy_stable(stack, models, replicas=1, routing=GATEWAY)
     traffic = stack.traffic(rate=20, rows=2)  # enough canary requests for minSampleSize at 25%
     candidate = start_rollout(stack, models, "2.0.0", "churn-xgboost-v1", replicas=1, routing=GATEWAY,
                               steps=[{"weight": 25, "pause": "10s"}])
     serving_at = time.time()
-    promoted_at = None
-
-    def promoted():
-        nonlocal promoted_at
-        st = stack.status()
-        if promoted_at is None and (st.get("weights") or {}).get("candidate") == 100:
-            promoted_at = time.time()
-        return st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == "2.0.0" and st
-    st = wait_for(promoted, 240, interval=0.3, message="2.0.0 promoted")
+    st, promoted_at = wait_promoted(stack)
     assert st["lastVerdict"]["result"] == "Pass"
-    during = traffic.between(serving_at, promoted_at or time.time())
+    during = traffic.between(serving_at, promoted_at)
     share = sum(1 for r in during if r[2] == candidate) / max(1, len(during))
     assert len(during) >= 200 and 0.17 <= share <= 0.33, (share, len(during))
-    settled(stack, candidate, 1)  # its pod is replaced at promotion (see above)
+    settled(stack, candidate, 1)
     time.sleep(2)
     routing = traffic.routing
     assert {r[2] for r in traffic.between(time.time() - 1.5)} == {candidate}, routing
