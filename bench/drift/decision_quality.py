@@ -16,10 +16,8 @@ Results: bench/results/drift_decision_quality.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import stats as sps
@@ -27,8 +25,8 @@ from scipy import stats as sps
 from modelops_services.drift import DriftConfig, DriftEngine, fit_profile
 
 from .streams import CHANGES, apply_change, concat, feature_names, sample
+from .. import results
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 N_FEATURES = 10
 N_REF = 10_000
 DELAY_WINDOW = 2000
@@ -113,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay-seeds", type=int, help="seeds per change (modelops)")
     p.add_argument("--evidently-seeds", type=int, help="of those, how many Evidently also runs (it is slow)")
     p.add_argument("--no-evidently", action="store_true")
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--out", default=str(results.DIR))
     args = p.parse_args(argv)
     sizes = [200, 1000, 10_000, 100_000] if args.quick else [200, 1000, 5000, 20_000, 100_000]
     seeds = args.seeds or (100 if args.quick else 1000)
@@ -158,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "detection": dl,
         "modelops_seconds_total": ours_secs,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "drift_decision_quality.json").write_text(json.dumps(result, indent=1))
-    md = render(result)
-    (out / "drift_decision_quality.md").write_text(md)
-    print(md)
+    results.publish(args.out, "drift_decision_quality", result, render(result))
     return 0
 
 

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import httpx
+from .. import results
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -64,7 +64,7 @@ def payloads(start: int, n_posts: int, per_post: int, rows: list[dict]):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="monitor RSS under 1M observations")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=str(results.DIR))
     args = ap.parse_args(argv)
     total = 300_000 if args.quick else 1_000_000
     per_post = 500
@@ -111,17 +111,12 @@ def main(argv: list[str] | None = None) -> int:
            "growth": last["rss_kib"] / first["rss_kib"] - 1.0,
            "observations_per_second": last["observations"] / last["seconds"],
            "monitor_counters": snap["counters"]}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "drift_memory.json").write_text(json.dumps(res, indent=1))
     lines = ["# Monitor memory" + (" (quick run)" if args.quick else ""), "",
              "| observations | RSS MiB |", "|---:|---:|"]
     lines += [f"| {s['observations']:,} | {s['rss_kib'] / 1024:.1f} |" for s in samples]
     lines += ["", f"Growth from {first['observations']:,} to {last['observations']:,}: {100 * res['growth']:+.1f}% "
               f"(target within 5%). Ingest rate over HTTP: {res['observations_per_second']:,.0f} observations/s.", ""]
-    md = "\n".join(lines)
-    (out / "drift_memory.md").write_text(md)
-    print(md)
+    results.publish(args.out, "drift_memory", res, "\n".join(lines))
     return 0
 
 

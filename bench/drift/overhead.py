@@ -36,8 +36,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from .. import results
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, help="closed-loop off/on pairs")
     ap.add_argument("--paced-pairs", type=int, help="fixed-rate off/on pairs")
     ap.add_argument("--rate-share", type=float, default=0.4, help="fixed rate as a share of the unmonitored throughput")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=str(results.DIR))
     args = ap.parse_args(argv)
     seconds = args.seconds or (5.0 if args.quick else 10.0)
     pairs = args.pairs or (2 if args.quick else 6)
@@ -265,9 +265,6 @@ def main(argv: list[str] | None = None) -> int:
            "p99_delta_resolves_1ms": d99["max"] - d99["min"] <= 2.0,
            "summary": summary, "closed_loop": closed_pairs, "fixed_rate": fixed_pairs,
            "monitor_counters": observed, "cpus": os.cpu_count()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "drift_overhead.json").write_text(json.dumps(res, indent=1))
 
     def rng(s: dict, f: str) -> str:
         return f"{s['median']:{f}} ({s['min']:{f}} to {s['max']:{f}})"
@@ -316,9 +313,7 @@ def main(argv: list[str] | None = None) -> int:
               f"Errors: {off['closed_loop']['errors'] + off['fixed_rate']['errors']} off, "
               f"{on['closed_loop']['errors'] + on['fixed_rate']['errors']} on. Monitor received "
               f"{observed['observed_rows']:,} rows; the server dropped {observed['dropped_records']:,} records.", ""]
-    md = "\n".join(lines)
-    (out / "drift_overhead.md").write_text(md)
-    print(md)
+    results.publish(args.out, "drift_overhead", res, "\n".join(lines))
     return 0
 
 

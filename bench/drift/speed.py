@@ -14,10 +14,8 @@ Results: bench/results/drift_speed.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -26,8 +24,8 @@ from modelops_services.monitor.config import MonitorConfig
 from modelops_services.monitor.state import MonitorState
 
 from .streams import feature_names, sample
+from .. import results
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def kinds(n: int) -> dict[str, str]:
@@ -92,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="drift engine speed vs Evidently")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-evidently", action="store_true")
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--out", default=str(results.DIR))
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     scale = 1 if args.quick else 5
@@ -117,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         res["one_shot"]["evidently_seconds_median"] = ev_secs
         res["one_shot"]["evidently_repeats"] = reps
         res["one_shot"]["speedup"] = ev_secs / shot["seconds_median"]
-    outdir = Path(args.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "drift_speed.json").write_text(json.dumps(res, indent=1))
-    md = render(res)
-    (outdir / "drift_speed.md").write_text(md)
-    print(md)
+    results.publish(args.out, "drift_speed", res, render(res))
     return 0
 
 

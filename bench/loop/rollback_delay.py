@@ -28,21 +28,18 @@ Results: bench/results/loop_rollback_delay.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from bench.drift.decision_quality import kinds, upper_ci
+from bench import results
 from bench.drift.streams import sample
 from modelops_operator.analysis import Decision, Result, gate, judge
 from modelops_operator.analysis.checks import evaluate, from_drift_json
 from modelops_operator.spec import parse
 from modelops_services.drift import DriftConfig, DriftEngine, fit_profile
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 N_FEATURES = 10
 N_REF = 10_000
 ROWS_PER_SECOND = 10  # canary traffic: 20% of 50 requests/s, one row each
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="rollback delay and false rollbacks: modelops vs a Flagger-style judge")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, help="no-drift canaries (drifting ones: a quarter of it)")
-    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--out", default=str(results.DIR))
     args = ap.parse_args(argv)
     seeds = args.seeds or (60 if args.quick else 400)
     analysis = parse(SPEC).raw["analysis"]
@@ -173,12 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "max_psi": FLAGGER_MAX_PSI},
               "delays": delays, "false_rollbacks": false, "alpha": alpha,
               "rollout_minutes": HORIZON_TICKS * TICK / 60}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "loop_rollback_delay.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = render(result)
-    (out / "loop_rollback_delay.md").write_text(md)
-    print(md)
+    results.publish(args.out, "loop_rollback_delay", result, render(result))
     return 0
 
 
