@@ -17,9 +17,9 @@ says which revision is stable and which is the candidate.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
-
 import subprocess
+import urllib.request
+from pathlib import Path
 
 import yaml
 
@@ -98,11 +98,18 @@ class SdPrometheus(Prometheus):
         self.config_path.write_text(yaml.safe_dump(config))
         self.start()
 
+    def add_static_job(self, job: str, target: str) -> None:
+        """Also scrape `target` (host:port), e.g. an application's own counters."""
+        config = yaml.safe_load(self.config_path.read_text())
+        config["scrape_configs"].append({"job_name": job, "static_configs": [{"targets": [target]}]})
+        self.config_path.write_text(yaml.safe_dump(config))
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/reload", method="POST"), timeout=10).close()
+
     def start(self) -> None:
         self.log = open(self.workdir / "prometheus.log", "a")
         self.proc = subprocess.Popen(
             [prometheus_binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
