@@ -128,8 +128,8 @@ def test_no_pods_and_too_few_samples_are_inconclusive(api, fleet):
 
 
 def test_pod_proxy_reports_what_the_api_server_says(api, fleet):
-    # The API server refuses to proxy to loopback addresses, which kwok's pods have:
-    # the path is exercised up to the API server, whose refusal is Inconclusive.
+    # The API server refuses to proxy to loopback addresses, which kwok's pods have here:
+    # its refusal is Inconclusive. test_pod_proxy.py reads real monitors through the proxy.
     namespace, port, *_ = fleet
     verdict = analyse(api, namespace, port, access="proxy")
     assert verdict.result is Result.INCONCLUSIVE
