@@ -70,7 +70,8 @@ def test_ab_test_promotes_the_variant_that_converts_better(stack, models):
     # Read once, at the planned sample size, from the shop's counters in Prometheus.
     control, candidate = variants(st)
     assert control["exposures"] >= PER_VARIANT and candidate["exposures"] >= PER_VARIANT, ab
-    assert control["exposures"] <= shop.assigned["control"] + 5, (ab, shop.assigned)
+    # (Prometheus' increase() extrapolates to the ends of its range: a few percent.)
+    assert control["exposures"] <= 1.05 * shop.assigned["control"], (ab, shop.assigned)
     assert candidate["conversions"] / candidate["exposures"] > control["conversions"] / control["exposures"]
     assert_sticky_and_split(shop, end)
     verdict = st["lastVerdict"]
