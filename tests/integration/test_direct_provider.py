@@ -33,6 +33,17 @@ def pod_manifest(name, md, revision):
             "spec": {"containers": [{"name": "model", "image": "registry.example/model:1"}]}}
 
 
+def wait_pod_ips(cluster, namespace: str, count: int) -> dict[str, str]:
+    """pod name -> IP, once all `count` pods of the namespace are Running with one."""
+    def ips():
+        items = cluster.get_json("pods", namespace=namespace)["items"]
+        found = {p["metadata"]["name"]: p["status"].get("podIP") for p in items
+                 if p["status"].get("phase") == "Running"}
+        return len(found) == count and all(found.values()) and found
+
+    return wait_for(ips, 60, message=f"{count} pods running with IPs")
+
+
 @pytest.fixture(scope="module")
 def api(cluster):
     client = kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
@@ -46,13 +57,7 @@ def fleet(cluster, namespace, tmp_path):
     """The pods, each with a monitor listening on its pod IP, fed with its records."""
     cluster.apply([pod_manifest(name, md, rev) for name, (md, rev, *_) in PODS.items()], namespace)
 
-    def ips():
-        items = cluster.get_json("pods", namespace=namespace)["items"]
-        found = {p["metadata"]["name"]: p["status"].get("podIP") for p in items
-                 if p["status"].get("phase") == "Running"}
-        return len(found) == len(PODS) and all(found.values()) and found
-
-    pod_ips = wait_for(ips, 60, message="pods running with IPs")
+    pod_ips = wait_pod_ips(cluster, namespace, len(PODS))
     profile = make_profile(tmp_path / "profile.json")
     port = free_port()
     monitors = {}

@@ -17,10 +17,9 @@ import pytest
 from modelops_operator.analysis import Result
 from modelops_operator.naming import LABEL_MD, LABEL_REVISION
 
-from ..kube import wait_for
 from ..prom import free_port
 from .monitors import Monitor, make_profile, records
-from .test_direct_provider import analyse, api, by_name  # noqa: F401  (api is a fixture)
+from .test_direct_provider import analyse, api, by_name, wait_pod_ips  # noqa: F401  (api is a fixture)
 
 pytestmark = pytest.mark.cluster
 
@@ -69,13 +68,7 @@ def proxied_fleet(cluster, namespace, routed_pod_net, tmp_path):
                         "spec": {"nodeName": node, "containers": [{"name": "model", "image": "registry.example/m:1"}]}}
                        for name, (rev, _) in PODS.items()], namespace)
 
-        def ips():
-            items = cluster.get_json("pods", namespace=namespace)["items"]
-            found = {p["metadata"]["name"]: p["status"].get("podIP") for p in items
-                     if p["status"].get("phase") == "Running"}
-            return len(found) == len(PODS) and all(found.values()) and found
-
-        pod_ips = wait_for(ips, 60, message="pods running with IPs from the node's podCIDR")
+        pod_ips = wait_pod_ips(cluster, namespace, len(PODS))
         profile = make_profile(tmp_path / "profile.json")
         port = free_port()
         for name, (rev, _) in PODS.items():
