@@ -192,6 +192,13 @@ class Shop(TrafficDriver):
                 self.converted[variant] += 1
                 self._conversions.labels(self.namespace, self.name, VARIANT_TRACK[variant]).inc()
 
+    def split(self) -> Tally:
+        """Sessions per variant, counted from the first assignment to the candidate (before
+        it serves, the gateway sends every new session to the control)."""
+        with self._lock:
+            first = min((x.assigned_at for x in self.sessions if x.variant == "candidate"), default=None)
+            return Tally(x.variant for x in self.sessions if x.variant and first and x.assigned_at >= first)
+
     def revisions_by_session(self, end: float) -> dict[int, list[str | None]]:
         """The revisions that served each assigned session from its assignment until `end`."""
         out: dict[int, list[str | None]] = {}

@@ -64,6 +64,17 @@ def test_rbac_is_enumerated(tools):
     assert ("modelops.io", "modeldeployments/status", "patch") in granted
     assert ("", "secrets", "get") not in granted
     assert not any(r == "pods" and v in {"create", "delete"} for _, r, v in granted)
+    # The pod proxy reaches any port of any pod: granted only to an operator that needs it.
+    assert ("", "pods/proxy", "get") not in granted
+
+
+def test_pod_proxy_access_is_granted_only_when_asked_for(tools):
+    objs = render(tools, "--set", "monitorAccess=proxy")
+    rules = [rule for role in by_kind(objs, "ClusterRole") for rule in role["rules"]]
+    assert {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]} in rules
+    (deploy,) = by_kind(objs, "Deployment")
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_MONITOR_ACCESS"] == "proxy"
 
 
 def test_watch_namespaces_binds_per_namespace(tools):
@@ -92,6 +103,7 @@ def test_optional_service_monitor_and_dashboard(tools):
     ("prometheus.url=prometheus:9090", "prometheus.url"),
     ("image.pullPolicy=Sometimes", "image.pullPolicy"),
     ("replicas=3", "replicas"),
+    ("monitorAccess=sidecar", "monitorAccess"),
 ])
 def test_values_schema_rejects_bad_values(tools, setting, field):
     result = helm(tools, "template", "modelops", str(CHART), "--set", setting, check=False)

@@ -33,7 +33,6 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("create", "httproutes.gateway.networking.k8s.io", "ns"),
     ("patch", "httproutes.gateway.networking.k8s.io", "ns"),
     ("list", "pods", "all"),
-    ("get", "pods/proxy", "ns"),
     ("create", "events", "ns"),
     ("create", "events.events.k8s.io", "ns"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
@@ -42,6 +41,7 @@ NEEDED = [  # (verb, resource, where): what the operator does
 REFUSED = [  # what it must never be able to do
     ("get", "secrets", "ns"),
     ("list", "secrets", "all"),
+    ("get", "pods/proxy", "ns"),  # unless monitorAccess=proxy
     ("create", "pods", "ns"),
     ("delete", "pods", "ns"),
     ("create", "pods/exec", "ns"),
@@ -82,7 +82,10 @@ def as_operator(cluster, kubeconfig, *args, input=None):
 
 def can_i(cluster, kubeconfig, namespace, verb, resource, where):
     scope = {"ns": ["-n", namespace], "all": ["--all-namespaces"], "cluster": []}[where]
-    result = as_operator(cluster, kubeconfig, "auth", "can-i", verb, resource, *scope)
+    # `kubectl auth can-i get pods/proxy` would ask about a pod named "proxy".
+    resource, _, sub = resource.partition("/")
+    subresource = [f"--subresource={sub}"] if sub else []
+    result = as_operator(cluster, kubeconfig, "auth", "can-i", verb, resource, *subresource, *scope)
     return result.stdout.strip() == "yes"
 
 

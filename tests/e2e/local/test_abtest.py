@@ -57,8 +57,9 @@ def assert_sticky_and_split(shop, end: float) -> None:
     returned = [i for i, revisions in served.items() if len(revisions) > 1]
     assert len(served) > 2 * PER_VARIANT and len(returned) > 100 and not mixed, (len(served), len(returned), mixed[:5])
     # ...and split new sessions by the route's 50/50 weights.
-    share = shop.assigned["candidate"] / sum(shop.assigned.values())
-    assert 0.44 <= share <= 0.56, shop.assigned
+    split = shop.split()
+    share = split["candidate"] / sum(split.values())
+    assert 0.44 <= share <= 0.56, (split, shop.assigned)
 
 
 def test_ab_test_promotes_the_variant_that_converts_better(stack, models):
