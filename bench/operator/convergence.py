@@ -12,6 +12,7 @@ python -m bench.operator.convergence [--count 1000] [--quick]"""
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
@@ -51,19 +52,69 @@ def children_of(doc: dict, namespace: str) -> list[dict]:
     return plan(meta, doc["spec"], {}, Observed(), datetime.now(timezone.utc)).apply
 
 
-def count_ready(api: client.CustomObjectsApi, apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str,
-                with_status: bool) -> int:
-    deploys = {d.metadata.labels["modelops.io/modeldeployment"]
-               for d in apps.list_namespaced_deployment(namespace).items}
-    services = {}
-    for s in core.list_namespaced_service(namespace).items:
-        md = s.metadata.labels["modelops.io/modeldeployment"]
-        services[md] = services.get(md, 0) + 1
-    done = {md for md in deploys if services.get(md, 0) >= 2}
-    if with_status:
-        mds = api.list_namespaced_custom_object("modelops.io", "v1alpha1", namespace, "modeldeployments")["items"]
-        done &= {m["metadata"]["name"] for m in mds if (m.get("status") or {}).get("phase")}
-    return len(done)
+class Follower:
+    """The objects of one kind in a namespace, kept current by a watch: keep(obj) is what
+    is remembered of each, by name. Polling a thousand objects of each kind twice a
+    second loaded the cluster being measured: the API server encoding them and this
+    process decoding them took a third of a core, more in the longer operator phase."""
+
+    def __init__(self, list_fn, *args, keep):
+        self.list_fn, self.args, self.keep = list_fn, args, keep
+        self.items: dict[str, object] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        if not self.ready.wait(30):
+            raise RuntimeError(f"no watch from {list_fn.__name__}")
+
+    def _run(self) -> None:
+        while True:  # a watch the server ends is opened again; it replays every object
+            try:
+                resp = self.list_fn(*self.args, watch=True, timeout_seconds=3600, _preload_content=False)
+                self.ready.set()
+                for line in watch.watch.iter_resp_lines(resp):
+                    event = json.loads(line)
+                    if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                        continue
+                    obj = event["object"]
+                    with self.lock:
+                        if event["type"] == "DELETED":
+                            self.items.pop(obj["metadata"]["name"], None)
+                        else:
+                            self.items[obj["metadata"]["name"]] = self.keep(obj)
+            except Exception as err:  # noqa: BLE001 - the watch is opened again
+                print(f"watch {self.list_fn.__name__}: {err}; again", flush=True)
+                time.sleep(0.5)
+
+    def values(self) -> list:
+        with self.lock:
+            return list(self.items.values())
+
+    def matching(self, test) -> set[str]:
+        with self.lock:
+            return {name for name, value in self.items.items() if test(value)}
+
+
+def owner_label(obj: dict) -> str | None:
+    return (obj["metadata"].get("labels") or {}).get("modelops.io/modeldeployment")
+
+
+def follow(namespace: str, with_status: bool):
+    """A probe counting the ModelDeployments whose Deployment and two Services exist
+    (and, with_status, which have a status phase)."""
+    apps, core = client.AppsV1Api(), client.CoreV1Api()
+    deploys = Follower(apps.list_namespaced_deployment, namespace, keep=owner_label)
+    services = Follower(core.list_namespaced_service, namespace, keep=owner_label)
+    mds = Follower(client.CustomObjectsApi().list_namespaced_custom_object, "modelops.io", "v1alpha1", namespace,
+                   "modeldeployments", keep=lambda o: (o.get("status") or {}).get("phase")) if with_status else None
+
+    def count() -> int:
+        per_md = collections.Counter(services.values())
+        done = {md for md in deploys.values() if per_md[md] >= 2}
+        if mds is not None:
+            done &= mds.matching(bool)
+        return len(done)
+    return count
 
 
 def wait_all(count: int, probe, timeout: float) -> float:
@@ -71,7 +122,7 @@ def wait_all(count: int, probe, timeout: float) -> float:
     while time.monotonic() - start < timeout:
         if probe() >= count:
             return time.monotonic()
-        time.sleep(0.5)
+        time.sleep(0.05)
     raise TimeoutError(f"not converged in {timeout}s: {probe()} of {count}")
 
 
@@ -113,7 +164,7 @@ def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
 
 def baseline(count: int, namespace: str) -> float:
     """The same children, created directly by a plain client (same threads, SSA)."""
-    core, apps = client.CoreV1Api(), client.AppsV1Api()
+    core = client.CoreV1Api()
     dyn = DynamicClient(client.ApiClient())
     fresh_namespace(core, namespace)
     objs = [o for i in range(count) for o in children_of(model_deployment(i), namespace)]
@@ -124,16 +175,17 @@ def baseline(count: int, namespace: str) -> float:
         res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         res.server_side_apply(body=obj, namespace=namespace, field_manager=MANAGER, force_conflicts=True)
 
+    probe = follow(namespace, with_status=False)
     start = time.monotonic()
     create_all(create, objs)
-    end = wait_all(count, lambda: count_ready(None, apps, core, namespace, False), 1800)
+    end = wait_all(count, probe, 1800)
     print(f"baseline: {end - start:.1f}s; letting its pods settle", flush=True)
     settle(core, namespace, count)
     return end - start
 
 
 def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) -> tuple[float, float]:
-    core, apps, api = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
+    core, api = client.CoreV1Api(), client.CustomObjectsApi()
     fresh_namespace(core, namespace)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_LOG_LEVEL": "warning",
            "MODELOPS_PROMETHEUS_URL": "http://127.0.0.1:9"}
@@ -155,13 +207,14 @@ def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
+        probe = follow(namespace, with_status=True)
         time.sleep(3)  # the operator's watches are up
         start = time.monotonic()
         create_all(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
                                                                    "modeldeployments", doc),
                    [model_deployment(i) for i in range(count)])
         print(f"operator: all {count} ModelDeployments created after {time.monotonic() - start:.1f}s", flush=True)
-        end = wait_all(count, lambda: count_ready(api, apps, core, namespace, True), 1800)
+        end = wait_all(count, probe, 1800)
         print(f"operator: {end - start:.1f}s, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
         return end - start, peak[0] / 2**20
     finally:
