@@ -18,9 +18,9 @@ import asyncio
 import gc
 import os
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import bentoml
 import pandas as pd
@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .batching import Batcher
+from .feedback_routing import Owner, monitor_url
 from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
 from .schema import SchemaError
@@ -58,6 +59,9 @@ class ModelService:
         _METADATA.clear()
         _METADATA.update(public_metadata(self.model))
         url = os.environ.get("MODELOPS_MONITOR_URL", "").strip()
+        self.monitor_url = url.rstrip("/") or None
+        self.owner = Owner.from_env()
+        self._feedback_session = None
         self.forwarder = (
             MonitorForwarder(
                 url,
@@ -98,7 +102,7 @@ class ModelService:
     async def predict(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
         """Predict a batch of rows, each an object of named features."""
         t0 = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = self.owner.new_request_id()
         try:
             df = self.model.schema.validate(rows)
         except SchemaError as exc:
@@ -117,6 +121,40 @@ class ModelService:
             out["scores"] = scores
         out["model"] = {"name": _METADATA.get("name"), "version": _METADATA.get("version")}
         return out
+
+    @bentoml.api(route="/feedback")
+    async def feedback(self, labels: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
+        """Ground truth by prediction id, each label sent to the monitor that saw the
+        prediction, whichever replica this is (feedback_routing.py)."""
+        counts = {"matched": 0, "unmatched": 0, "malformed": 0, "undelivered": 0}
+        if self.monitor_url is None:
+            ctx.response.status_code = 404
+            return {"error": "this model server has no monitor (MODELOPS_MONITOR_URL); labels are not kept",
+                    "field": "labels"}
+        port = urlsplit(self.monitor_url).port or 80
+        sends = [(f"{self.monitor_url}/feedback" if ip is None else monitor_url(ip, port), items)
+                 for ip, items in self.owner.route(labels).items()]
+        for answer, n in zip(await asyncio.gather(*(self._post_feedback(u, items) for u, items in sends)),
+                             (len(items) for _, items in sends)):
+            if answer is None:
+                counts["undelivered"] += n
+            else:
+                for key in ("matched", "unmatched", "malformed"):
+                    counts[key] += int(answer.get(key, 0))
+        return counts
+
+    async def _post_feedback(self, url: str, items: list[Any]) -> dict[str, Any] | None:
+        """The monitor's answer, or None when it could not be reached."""
+        import aiohttp
+
+        if self._feedback_session is None:
+            self._feedback_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        try:
+            async with self._feedback_session.post(url, json={"labels": items}) as resp:
+                body = await resp.json(content_type=None)
+                return body if isinstance(body, dict) else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict[str, Any]:

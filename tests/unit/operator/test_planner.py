@@ -485,9 +485,16 @@ def test_model_server_and_monitor_are_configured():
     (deploy,) = [o for o in p.apply if o["kind"] == "Deployment"]
     pod = deploy["spec"]["template"]["spec"]
     model, monitor = pod["containers"]
-    env = {e["name"]: e["value"] for e in model["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in model["env"]}
     assert env["MODELOPS_MODEL_DIR"] == "/models/churn-v1"
     assert env["MODELOPS_MONITOR_URL"] == "http://127.0.0.1:9091"
+    # Prediction ids name their pod, signed with a key of this ModelDeployment (not of a revision).
+    assert env["MODELOPS_POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    other = Sim(spec)
+    other.meta["uid"] = "another-modeldeployment"
+    (other_deploy,) = [o for o in other.reconcile().apply if o["kind"] == "Deployment"]
+    other_env = {e["name"]: e.get("value") for e in other_deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert len(env["MODELOPS_FEEDBACK_KEY"]) == 32 and env["MODELOPS_FEEDBACK_KEY"] != other_env["MODELOPS_FEEDBACK_KEY"]
     menv = {e["name"]: e["value"] for e in monitor["env"]}
     assert menv["MODELOPS_WINDOW"] == "2m" and "MODELOPS_TRACK" not in menv
     assert menv["MODELOPS_PROFILE_PATH"] == "/etc/modelops/profile/profile.json"
