@@ -35,6 +35,13 @@ from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
 from .schema import SchemaError
 
+# BentoML's sampler records every request's tracing spans even at sample rate 0.
+# They are reference cycles that only full garbage collections reclaim, which then
+# take tens of milliseconds under load and set the p99. To trace, set
+# OTEL_SDK_DISABLED=false together with BentoML's tracing configuration.
+# (Read when the worker builds its tracer provider, after this module is imported.)
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+
 _METADATA: dict[str, Any] = {}
 
 
