@@ -1,7 +1,7 @@
 """Model server overhead of monitoring: throughput and latency with the monitor on and off.
 
     python -m bench.drift.overhead [--quick] [--concurrency 8] [--seconds 10] [--pairs 6]
-                                   [--paced-seconds 6] [--paced-pairs 20] [--paced-jitter 0.25]
+                                   [--paced-seconds 6] [--paced-pairs 60] [--paced-jitter 0.25]
                                    [--resamples 2000] [--seed 0] [--samples FILE.npz]
 
 Starts the churn example (scikit-learn v1) twice with `bentoml serve`, once
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (5.0 if args.quick else 10.0)
     pairs = args.pairs or (2 if args.quick else 6)
     paced_seconds = args.paced_seconds or (3.0 if args.quick else 6.0)
-    paced_pairs = args.paced_pairs or (4 if args.quick else 20)
+    paced_pairs = args.paced_pairs or (4 if args.quick else 60)
     # A random length per pair (both phases of a pair the same), so that whatever recurs at a
     # fixed period on the machine or in the servers does not line up with the phase schedule
     # and fall on the same arm or the same position in a pair run after run.
