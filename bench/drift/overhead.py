@@ -16,7 +16,8 @@ both alike:
   and without coordinated omission (`--paced-pairs` pairs of `--paced-seconds` s
   on average: each pair's length is drawn at random within +-`--paced-jitter` of
   that, the same for both its phases, so that something recurring at a fixed
-  period, such as the servers' stalls every ~2 s, does not line up with the
+  period (such as the full garbage collections that BentoML's tracing spans caused
+  every ~2 s before the model server turned tracing off) does not line up with the
   schedule and fall on the same arm or position in a pair).
 Each pair gives one throughput ratio (on/off) and one p50/p99 difference (on
 minus off); the median over pairs is shown with the range (and, for scale, the

@@ -67,6 +67,8 @@ class ModelService:
         _METADATA.update(public_metadata(self.model))
         url = os.environ.get("MODELOPS_MONITOR_URL", "").strip()
         self.monitor_url = url.rstrip("/") or None
+        # Every pod of a Deployment has its monitor on the same port.
+        self.monitor_port = (urlsplit(self.monitor_url).port or 80) if self.monitor_url else None
         self.owner = Owner.from_env()
         self._feedback_session = None
         self.forwarder = (
@@ -138,8 +140,7 @@ class ModelService:
             ctx.response.status_code = 404
             return {"error": "this model server has no monitor (MODELOPS_MONITOR_URL); labels are not kept",
                     "field": "labels"}
-        port = urlsplit(self.monitor_url).port or 80
-        sends = [(f"{self.monitor_url}/feedback" if ip is None else monitor_url(ip, port), items)
+        sends = [(f"{self.monitor_url}/feedback" if ip is None else monitor_url(ip, self.monitor_port), items)
                  for ip, items in self.owner.route(labels).items()]
         for answer, n in zip(await asyncio.gather(*(self._post_feedback(u, items) for u, items in sends)),
                              (len(items) for _, items in sends)):

@@ -17,9 +17,7 @@ Two roles, both real code paths rather than stand-ins for the operator's:
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
@@ -27,7 +25,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from ..prom import free_port
-from .traffic import Endpoint, TrafficDriver
+from .traffic import Endpoint, TrafficDriver, weighted_pick
 
 VARIANT_TRACK = {"control": "stable", "candidate": "candidate"}
 
@@ -109,10 +107,7 @@ class Shop(TrafficDriver):
 
     # --- the gateway ------------------------------------------------------------------
 
-    def _refresh_routing(self) -> None:
-        super()._refresh_routing()  # stable and candidate revisions, for the requests' tracks
-        route = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace,
-                                                         "httproutes", self.name, _request_timeout=10)
+    def _follow_route(self, route: dict, routing) -> None:
         endpoints: dict[str, list[Endpoint]] = {}
         rules = []
         for rule in route["spec"]["rules"]:
@@ -123,6 +118,7 @@ class Shop(TrafficDriver):
                 backends.append(Backend(int(ref.get("weight", 1)), endpoints[ref["name"]], _set_cookie(ref)))
             matches = [list(m.get("headers") or []) for m in rule.get("matches") or []]
             rules.append(Rule(matches, backends))
+        routing.backends = [(b.weight, b.endpoints) for b in rules[-1].backends]  # the default split
         with self._lock:
             self.rules = rules
 
@@ -130,17 +126,8 @@ class Shop(TrafficDriver):
         rule = next((r for r in self.rules if r.applies(headers)), None)
         if rule is None:
             return None
-        live = [(b, [e for e in b.endpoints if self.serving(e.ip)]) for b in rule.backends]
-        live = [(b, eps) for b, eps in live if b.weight > 0 and eps]
-        if not live:
-            return None
-        x = self.rng.uniform(0, sum(b.weight for b, _ in live))
-        for b, eps in live:
-            if x < b.weight:
-                return self.rng.choice(eps), b
-            x -= b.weight
-        b, eps = live[-1]
-        return self.rng.choice(eps), b
+        return weighted_pick(self.rng, [(b.weight, [e for e in b.endpoints if self.serving(e.ip)], b)
+                                        for b in rule.backends])
 
     # --- the shop ---------------------------------------------------------------------
 
@@ -161,20 +148,11 @@ class Shop(TrafficDriver):
             return
         ep, backend = picked
         rows = self._next_rows()
-        sent = time.time()
-        try:
-            status = http.post(f"http://{ep.ip}:{ep.port}/predict", content=json.dumps({"rows": rows}),
-                               headers={"content-type": "application/json", **headers}).status_code
-        except httpx.HTTPError:
-            status = 0
-        track = routing.track(ep.revision)
+        sent, status = self._post(http, ep, rows, headers)
+        self._record(sent, routing.track(ep.revision), ep.revision, status, len(rows))
+        if status != 200:
+            return
         with self._lock:
-            self.requests.append((sent, track, ep.revision, status, len(rows)))
-            self.status_by_track[(track, status)] += 1
-            if status != 200:
-                return
-            self.rows_by_track[track] += 1
-            self.rows_by_revision[ep.revision] += 1
             self.visits.append((sent, index, ep.revision))
             if backend.set_cookie is None:
                 return

@@ -55,6 +55,21 @@ class Endpoint:
     revision: str | None
 
 
+def weighted_pick(rng: random.Random, options: list[tuple[int, list[Endpoint], object]]) -> tuple[Endpoint, object] | None:
+    """A backend of `options` [(weight, its live endpoints, tag)] by weight, among those with
+    endpoints, then one of its endpoints uniformly: (endpoint, tag), or None."""
+    live = [(w, eps, tag) for w, eps, tag in options if w > 0 and eps]
+    if not live:
+        return None
+    x = rng.uniform(0, sum(w for w, _, _ in live))
+    for w, eps, tag in live:
+        if x < w:
+            return rng.choice(eps), tag
+        x -= w
+    _, eps, tag = live[-1]
+    return rng.choice(eps), tag
+
+
 @dataclass
 class Routing:
     """Backends with their weights, each with its ready endpoints."""
@@ -64,17 +79,8 @@ class Routing:
     candidate: str | None = None
 
     def pick(self, rng: random.Random, serving=lambda ip: True) -> Endpoint | None:
-        backends = [(w, [e for e in eps if serving(e.ip)]) for w, eps in self.backends]
-        live = [(w, eps) for w, eps in backends if w > 0 and eps]
-        if not live:
-            return None
-        total = sum(w for w, _ in live)
-        x = rng.uniform(0, total)
-        for w, eps in live:
-            if x < w:
-                return rng.choice(eps)
-            x -= w
-        return rng.choice(live[-1][1])
+        picked = weighted_pick(rng, [(w, [e for e in eps if serving(e.ip)], None) for w, eps in self.backends])
+        return picked[0] if picked else None
 
     def track(self, revision: str | None) -> str:
         if revision and revision == self.candidate:
@@ -182,13 +188,16 @@ class TrafficDriver:
         if "gatewayAPI" in ((md["spec"].get("strategy") or {}).get("trafficRouting") or {}):
             route = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace,
                                                              "httproutes", self.name, _request_timeout=10)
-            # The last rule is the default split; earlier ones match headers (A/B).
-            for ref in route["spec"]["rules"][-1]["backendRefs"]:
-                routing.backends.append((int(ref.get("weight", 1)), self._endpoints(ref["name"])))
+            self._follow_route(route, routing)
         else:
             routing.backends.append((1, self._endpoints(self.service)))
         with self._lock:
             self.routing = routing
+
+    def _follow_route(self, route: dict, routing: Routing) -> None:
+        # The last rule is the default split; earlier ones match headers (A/B).
+        for ref in route["spec"]["rules"][-1]["backendRefs"]:
+            routing.backends.append((int(ref.get("weight", 1)), self._endpoints(ref["name"])))
 
     def _route_loop(self) -> None:
         while not self._stop.wait(self.refresh):
@@ -229,18 +238,25 @@ class TrafficDriver:
                 self.unroutable += 1
             return
         rows = self._next_rows()
-        track = routing.track(ep.revision)
+        sent, status = self._post(http, ep, rows)
+        self._record(sent, routing.track(ep.revision), ep.revision, status, len(rows))
+
+    def _post(self, http: httpx.Client, ep: Endpoint, rows: list[dict], headers: dict | None = None) -> tuple[float, int]:
+        """(time sent, HTTP status, or 0 when the endpoint went away)."""
         sent = time.time()
         try:
             status = http.post(f"http://{ep.ip}:{ep.port}/predict", content=json.dumps({"rows": rows}),
-                               headers={"content-type": "application/json"}).status_code
+                               headers={"content-type": "application/json", **(headers or {})}).status_code
         except httpx.HTTPError:
             status = 0  # connection refused or reset: the endpoint went away
+        return sent, status
+
+    def _record(self, sent: float, track: str, revision: str | None, status: int, rows: int) -> None:
         with self._lock:
-            self.requests.append((sent, track, ep.revision, status, len(rows)))
+            self.requests.append((sent, track, revision, status, rows))
             self.status_by_track[(track, status)] += 1
             if status == 200:
-                self.rows_by_track[track] += len(rows)
-                self.rows_by_revision[ep.revision] += len(rows)
+                self.rows_by_track[track] += rows
+                self.rows_by_revision[revision] += rows
                 if self.drift_started is not None:
-                    self.rows_since_drift[track] += len(rows)
+                    self.rows_since_drift[track] += rows

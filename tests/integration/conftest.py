@@ -16,6 +16,18 @@ def tools():
     return kube.cluster_paths()[1]
 
 
+@pytest.fixture(scope="module")
+def api(cluster):
+    """The operator's own API client (modelops_operator.kube.KubeApi), as the admin."""
+    from kubernetes import config as kube_config
+
+    from modelops_operator.kube import KubeApi
+
+    client = KubeApi(kube_config.new_client_from_config(config_file=str(cluster.kubeconfig)), threads=4)
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def crd(cluster):
     """The ModelDeployment CRD, installed and established."""

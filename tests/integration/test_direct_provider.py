@@ -5,12 +5,10 @@ the Prometheus provider on the pods' merged numbers."""
 import asyncio
 
 import pytest
-from kubernetes import config as kube_config
 
 from modelops_operator.analysis import AnalysisRequest, Result
 from modelops_operator.analysis.providers.direct import DirectProvider
 from modelops_operator.analysis.runner import ProviderAnalyzer
-from modelops_operator.kube import KubeApi
 from modelops_operator.naming import LABEL_MD, LABEL_REVISION
 
 from ..kube import wait_for
@@ -42,14 +40,6 @@ def wait_pod_ips(cluster, namespace: str, count: int) -> dict[str, str]:
         return len(found) == count and all(found.values()) and found
 
     return wait_for(ips, 60, message=f"{count} pods running with IPs")
-
-
-@pytest.fixture(scope="module")
-def api(cluster):
-    client = kube_config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    kube = KubeApi(client, threads=4)
-    yield kube
-    kube.close()
 
 
 @pytest.fixture

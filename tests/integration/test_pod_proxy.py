@@ -19,7 +19,7 @@ from modelops_operator.naming import LABEL_MD, LABEL_REVISION
 
 from ..prom import free_port
 from .monitors import Monitor, make_profile, records
-from .test_direct_provider import analyse, api, by_name, wait_pod_ips  # noqa: F401  (api is a fixture)
+from .test_direct_provider import analyse, by_name, wait_pod_ips
 
 pytestmark = pytest.mark.cluster
 
@@ -85,7 +85,7 @@ def proxied_fleet(cluster, namespace, routed_pod_net, tmp_path):
         cluster.kubectl("delete", "node", node, "--wait=false", check=False)
 
 
-def test_pod_proxy_reads_every_monitor_of_the_track(api, proxied_fleet):  # noqa: F811
+def test_pod_proxy_reads_every_monitor_of_the_track(api, proxied_fleet):
     namespace, port, monitors, pod_ips = proxied_fleet
     assert all(ip.startswith("10.213.0.") for ip in pod_ips.values()), pod_ips
 
