@@ -4,8 +4,14 @@ creates the same children directly, in the same run on the same cluster. Also th
 operator's peak RSS. Results: bench/results/operator_convergence.{json,md}.
 
 Each phase starts on a quiet cluster: the baseline's pods are all Running (nothing in
-flight) before the operator's phase begins. Its objects stay until the end: deleting a
-thousand pods takes the controller-manager many minutes, and idle objects cost nothing.
+flight) before the operator's phase begins. Its Deployments and pods stay until the end:
+deleting a thousand pods takes the controller-manager many minutes, and idle objects
+cost nothing. Its Services do not: every new Service's cluster IP is allocated after
+listing every allocated IPAddress of the cluster, twice (the allocator's metrics), so
+each Service costs time in proportion to the Services that exist. Left in place, the
+baseline's 2,000 Services made the operator's phase allocate against 2,000 to 4,000
+addresses where the baseline had 0 to 2,000. They are deleted, and their addresses
+released, before the operator's phase, so both phases start from the same count.
 
 python -m bench.operator.convergence [--count 1000] [--quick]"""
 
@@ -32,10 +38,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import kube  # noqa: E402  (the test suite's cluster helpers)
 
+from bench import results  # noqa: E402
 from modelops_operator import MANAGER  # noqa: E402
 from modelops_operator.planner import Observed, plan  # noqa: E402
 
-RESULTS = ROOT / "bench/results"
+RESULTS = results.DIR
 THREADS = 8
 
 
@@ -126,7 +133,7 @@ def wait_all(count: int, probe, timeout: float) -> float:
     raise TimeoutError(f"not converged in {timeout}s: {probe()} of {count}")
 
 
-def create_all(fn, items) -> None:
+def in_parallel(fn, items) -> None:
     with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
         for future in [pool.submit(fn, item) for item in items]:
             future.result()
@@ -157,16 +164,96 @@ def settle(core: client.CoreV1Api, namespace: str, count: int, timeout: float = 
     raise RuntimeError(f"only {running} of {count} pods Running after {timeout:.0f}s: is the nodes' pod capacity enough?")
 
 
+def api_server_requests(cluster) -> collections.Counter:
+    """The API server's requests so far by (verb, resource[/subresource])."""
+    requests = collections.Counter()
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.rindex("}")].split(","))
+            labels = {k: v.strip('"') for k, v in labels.items()}
+            resource = labels.get("resource", "") + ("/" + labels["subresource"] if labels.get("subresource") else "")
+            requests[(labels.get("verb", ""), resource)] += float(line.rsplit(" ", 1)[1])
+    return requests
+
+
+# Process name -> the component.
+COMPONENTS = {"kube-apiserver": "kube-apiserver", "etcd": "etcd", "kube-controller-manager": "kube-controller-manager",
+              "kube-scheduler": "kube-scheduler", "kwok-controller": "kwok"}
+
+
+def cpu_seconds(extra: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the machine (busy, all cores), each cluster component, and
+    the extra processes given by pid."""
+    times = psutil.cpu_times()
+    out = {"machine busy": times.user + times.system + times.nice + times.irq + times.softirq}
+    procs: dict[str, list] = {name: [] for name in COMPONENTS.values()}
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in COMPONENTS:
+            procs[COMPONENTS[proc.info["name"]]].append(proc)
+    for name, pids in [*procs.items(), *((n, [psutil.Process(pid)]) for n, pid in extra.items())]:
+        total = 0.0
+        for proc in pids:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        out[name] = total
+    return out
+
+
+class Accounting:
+    """What one phase cost: the API server's requests by verb and resource, and the CPU
+    the machine and each process spent (two cores: 2 CPU seconds per second at most)."""
+
+    def __init__(self, cluster, extra: dict[str, int] | None = None):
+        self.cluster, self.extra = cluster, extra or {}
+        self.requests, self.cpu = api_server_requests(cluster), cpu_seconds(self.extra)
+
+    def finish(self) -> dict:
+        requests, cpu = api_server_requests(self.cluster), cpu_seconds(self.extra)
+        delta = requests - self.requests
+        return {"cpu_seconds": {name: round(cpu[name] - self.cpu.get(name, 0.0), 1) for name in cpu},
+                "requests": {f"{verb} {res}": int(n) for (verb, res), n in delta.most_common() if n >= 1
+                             and verb not in ("WATCH",)}}
+
+
+def allocated_service_ips() -> int:
+    return len(client.NetworkingV1Api().list_ip_address().items)
+
+
+def release_services(core: client.CoreV1Api, namespace: str, down_to: int, timeout: float = 300) -> None:
+    """Deletes the namespace's Services and waits until their cluster IPs are released
+    and the controller-manager has removed their Endpoints and EndpointSlices, so that
+    none of this cleanup spills into the next phase."""
+    # One by one: a delete-collection of a thousand Services outlasts the API server's request timeout.
+    names = [svc.metadata.name for svc in core.list_namespaced_service(namespace).items]
+    in_parallel(lambda name: core.delete_namespaced_service(name, namespace), names)
+    discovery = client.DiscoveryV1Api()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {"Service IPs": allocated_service_ips() - down_to,
+                "Endpoints": len(core.list_namespaced_endpoints(namespace).items),
+                "EndpointSlices": len(discovery.list_namespaced_endpoint_slice(namespace).items)}
+        if not any(n > 0 for n in left.values()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"after {timeout:.0f}s, still left of the baseline's Services: {left}")
+        time.sleep(2)
+
+
 def fresh_namespace(core: client.CoreV1Api, name: str) -> None:
     drop_namespace(core, name)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
 
 
-def baseline(count: int, namespace: str) -> float:
+def baseline(count: int, namespace: str, cluster) -> tuple[float, dict]:
     """The same children, created directly by a plain client (same threads, SSA)."""
     core = client.CoreV1Api()
     dyn = DynamicClient(client.ApiClient())
     fresh_namespace(core, namespace)
+    ips_before = allocated_service_ips()
+    print(f"baseline: starts with {ips_before} Service IPs allocated", flush=True)
     objs = [o for i in range(count) for o in children_of(model_deployment(i), namespace)]
     for o in objs:
         o["metadata"].pop("ownerReferences", None)  # no owner: nothing to own them here
@@ -176,17 +263,22 @@ def baseline(count: int, namespace: str) -> float:
         res.server_side_apply(body=obj, namespace=namespace, field_manager=MANAGER, force_conflicts=True)
 
     probe = follow(namespace, with_status=False)
+    cost = Accounting(cluster, {"this benchmark (client, probe)": os.getpid()})
     start = time.monotonic()
-    create_all(create, objs)
+    in_parallel(create, objs)
     end = wait_all(count, probe, 1800)
+    cost = cost.finish()
     print(f"baseline: {end - start:.1f}s; letting its pods settle", flush=True)
     settle(core, namespace, count)
-    return end - start
+    release_services(core, namespace, ips_before)
+    return end - start, cost
 
 
-def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) -> tuple[float, float]:
+def with_operator(count: int, namespace: str, cluster, log_path: Path) -> tuple[float, float, dict]:
+    kubeconfig = cluster.kubeconfig
     core, api = client.CoreV1Api(), client.CustomObjectsApi()
     fresh_namespace(core, namespace)
+    print(f"operator: starts with {allocated_service_ips()} Service IPs allocated", flush=True)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_LOG_LEVEL": "warning",
            "MODELOPS_PROMETHEUS_URL": "http://127.0.0.1:9"}
     with open(log_path, "w") as log:
@@ -209,18 +301,44 @@ def with_operator(count: int, namespace: str, kubeconfig: Path, log_path: Path) 
     try:
         probe = follow(namespace, with_status=True)
         time.sleep(3)  # the operator's watches are up
+        cost = Accounting(cluster, {"this benchmark (client, probe)": os.getpid(), "operator": proc.pid})
         start = time.monotonic()
-        create_all(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
+        in_parallel(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
                                                                    "modeldeployments", doc),
                    [model_deployment(i) for i in range(count)])
         print(f"operator: all {count} ModelDeployments created after {time.monotonic() - start:.1f}s", flush=True)
         end = wait_all(count, probe, 1800)
-        print(f"operator: {end - start:.1f}s, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
-        return end - start, peak[0] / 2**20
+        cost = cost.finish()
+        print(f"operator: {end - start:.1f}s, {cost['cpu_seconds']['operator']} s of CPU, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
+        return end - start, peak[0] / 2**20, cost
     finally:
         stop.set()
         proc.terminate()
         proc.wait(30)
+
+
+def report(r: dict) -> str:
+    count, base, op = r["count"], r["baseline_cost"], r["operator_cost"]
+    per_md = lambda cost: sum(cost["requests"].values()) / count  # noqa: E731
+    rows = sorted(set(base["requests"]) | set(op["requests"]),
+                  key=lambda k: -(op["requests"].get(k, 0) + base["requests"].get(k, 0)))
+    lines = [f"| {k} | {base['requests'].get(k, 0)} | {op['requests'].get(k, 0)} |" for k in rows
+             if max(base["requests"].get(k, 0), op["requests"].get(k, 0)) >= count // 10]
+    cpu = "".join(f"| CPU seconds: {name} | {base['cpu_seconds'].get(name, '')} | {seconds} |\n"
+                  for name, seconds in op["cpu_seconds"].items())
+    return ("# Operator convergence at scale\n\n"
+            f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a "
+            "status. Both phases start with the same Service IPs allocated (see the module's docstring).\n\n"
+            "| | seconds | target |\n|---|---|---|\n"
+            f"| plain client creating the same children | {r['baseline_seconds']:.1f} | |\n"
+            f"| operator | {r['operator_seconds']:.1f} | |\n"
+            f"| ratio operator / plain client | {r['ratio']:.2f} | <= 2 |\n"
+            f"| operator peak RSS | {r['operator_peak_rss_mib']:.0f} MiB | <= 300 MiB |\n\n"
+            "What each phase cost until convergence (CPU of 2 cores; requests the API server counted):\n\n"
+            "| | plain client | operator |\n|---|---|---|\n"
+            f"{cpu}"
+            f"| requests per ModelDeployment (all but watches) | {per_md(base):.1f} | {per_md(op):.1f} |\n"
+            + "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,9 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
                         str(ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
-        base = baseline(count, "bench-baseline")
-        operator_s, rss = with_operator(count, "bench-operator", cluster.kubeconfig,
-                                        RESULTS / "operator_convergence.log")
+        # A reused cluster may still be deleting an earlier run's objects: the baseline
+        # must not start with their Services allocated or their pods being removed.
+        for namespace in ("bench-baseline", "bench-operator"):
+            drop_namespace(client.CoreV1Api(), namespace)
+        base, base_cost = baseline(count, "bench-baseline", cluster)
+        operator_s, rss, operator_cost = with_operator(count, "bench-operator", cluster,
+                                                       RESULTS / "operator_convergence.log")
         for namespace in ("bench-baseline", "bench-operator"):
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     finally:
@@ -249,18 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"count": count, "baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
               "ratio": round(operator_s / base, 3), "ratio_target": 2.0, "operator_peak_rss_mib": round(rss, 1),
               "rss_target_mib": 300, "threads": THREADS, "cpus": os.cpu_count(),
+              "baseline_cost": base_cost, "operator_cost": operator_cost,
               "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "operator_convergence.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "operator_convergence.md").write_text(
-        "# Operator convergence at scale\n\n"
-        f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a status.\n\n"
-        "| | seconds | target |\n|---|---|---|\n"
-        f"| plain client creating the same children | {base:.1f} | |\n"
-        f"| operator | {operator_s:.1f} | |\n"
-        f"| ratio operator / plain client | {operator_s / base:.2f} | <= 2 |\n"
-        f"| operator peak RSS | {rss:.0f} MiB | <= 300 MiB |\n")
-    print(json.dumps(result, indent=2))
+    results.publish(RESULTS, "operator_convergence", result, report(result))
     ok = result["ratio"] <= 2.0 and rss <= 300
     print("convergence:", "within targets" if ok else "MISSES a target")
     return 0

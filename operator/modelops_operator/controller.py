@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict, deque
 from datetime import datetime, timezone
 
@@ -126,7 +127,10 @@ class Controller:
         self.queue = WorkQueue()
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
-        self.applied: dict[tuple, str] = {}  # (kind, ns, name) -> hash of what was last applied
+        # (kind, ns, name) -> (hash of what was last applied, when). An entry older than
+        # config.reapply_seconds is applied again, so a child someone deleted or edited by hand
+        # is restored; a deleted Deployment is re-created at once (its watch tells).
+        self.applied: dict[tuple, tuple[str, float]] = {}
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
         self.tasks: list[asyncio.Task] = []
@@ -160,10 +164,15 @@ class Controller:
         key = (meta["namespace"], md)
         if event_type == "DELETED":
             self.children[key].pop(rev, None)
+            self.applied.pop(("Deployment", meta["namespace"], meta["name"]), None)
         else:
             spec, status = body.get("spec") or {}, body.get("status") or {}
-            self.children[key][rev] = RevisionState(int(spec.get("replicas", 0) or 0),
-                                                    int(status.get("readyReplicas", 0) or 0))
+            state = RevisionState(int(spec.get("replicas", 0) or 0), int(status.get("readyReplicas", 0) or 0))
+            if self.children[key].get(rev) == state:
+                # The planner sees replicas and ready replicas only; the Deployment
+                # controller's other status updates (several per rollout) need no pass.
+                return
+            self.children[key][rev] = state
         if key in self.bodies:
             self.queue.add(key)
 
@@ -271,14 +280,15 @@ class Controller:
         async def apply(obj):
             ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
             digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-            if self.applied.get(ref) == digest:
+            last = self.applied.get(ref)
+            if last and last[0] == digest and time.monotonic() - last[1] < self.config.reapply_seconds:
                 return
             try:
                 await self.api.apply(obj)
             except MissingApi as err:
                 missing.append(str(err))
                 return
-            self.applied[ref] = digest
+            self.applied[ref] = (digest, time.monotonic())
 
         # Children of one ModelDeployment do not depend on each other: apply them at once.
         if body.get("status"):
