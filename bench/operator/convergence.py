@@ -308,12 +308,13 @@ def with_operator(count: int, namespace: str, cluster, log_path: Path) -> tuple[
         cost = Accounting(cluster, {"this benchmark (client, probe)": os.getpid(), "operator": proc.pid})
         start = time.monotonic()
         in_parallel(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
-                                                                   "modeldeployments", doc),
-                   [model_deployment(i) for i in range(count)])
+                                                                    "modeldeployments", doc),
+                    [model_deployment(i) for i in range(count)])
         print(f"operator: all {count} ModelDeployments created after {time.monotonic() - start:.1f}s", flush=True)
         end = wait_all(count, probe, 1800)
         cost = cost.finish()
-        print(f"operator: {end - start:.1f}s, {cost['cpu_seconds']['operator']} s of CPU, peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
+        print(f"operator: {end - start:.1f}s, {cost['cpu_seconds']['operator']} s of CPU, "
+              f"peak RSS {peak[0] / 2**20:.0f} MiB", flush=True)
         return end - start, peak[0] / 2**20, cost
     finally:
         stop.set()

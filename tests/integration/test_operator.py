@@ -78,9 +78,12 @@ def test_canary_is_promoted(cluster, namespace, operator):
     set_version(cluster, namespace, "churn", "2.0.0")
     st = wait_phase(cluster, namespace, "churn", "Succeeded", "2.0.0")
     assert st["history"][0]["outcome"] == "Succeeded"
-    assert event_reasons(cluster, namespace, "churn") == [
-        "Deploying", "Available", "RolloutStarted", "StepWeightSet", "StepStarted", "StepWeightSet", "PauseEnded",
-        "Promoting", "Promoted"]
+    # Events follow the status write that records their transition, so the last may come a moment later.
+    expected = ["Deploying", "Available", "RolloutStarted", "StepWeightSet", "StepStarted", "StepWeightSet",
+                "PauseEnded", "Promoting", "Promoted"]
+    reasons = wait_for(lambda: (r := event_reasons(cluster, namespace, "churn"))[-1:] == ["Promoted"] and r, 10,
+                       message="the Promoted Event")
+    assert reasons == expected
     wait_for(lambda: list(deployments(cluster, namespace, "churn")) == ["2.0.0"], 30, message="old revision removed")
     deploy = deployments(cluster, namespace, "churn")["2.0.0"]
     assert deploy["spec"]["replicas"] == 4 and deploy["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
@@ -324,8 +327,10 @@ def test_shadow_failure_never_takes_traffic(cluster, namespace, operator):
     def rolled_back():
         route = json.loads(cluster.kubectl("get", "httproute", "pricing", "-n", namespace, "-o", "json").stdout)
         weights.update(b.get("weight") for b in route["spec"]["rules"][0]["backendRefs"] if b["name"].endswith("canary"))
-        return get_md(cluster, namespace, "pricing")["status"]["phase"] == "RolledBack" and route
+        # The route is applied after the status write that records the rollback.
+        return get_md(cluster, namespace, "pricing")["status"]["phase"] == "RolledBack" and \
+            "filters" not in route["spec"]["rules"][0] and route
 
-    route = wait_for(rolled_back, 60, interval=0.3, message="shadow rolled back")
+    route = wait_for(rolled_back, 60, interval=0.3, message="shadow rolled back and its mirror removed")
     assert weights <= {0}  # the candidate only ever saw mirrored requests
     assert "filters" not in route["spec"]["rules"][0]
