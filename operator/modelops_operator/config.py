@@ -15,9 +15,6 @@ class OperatorConfig:
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # How often an idle, finished ModelDeployment is looked at again (drift of children).
     resync_seconds: float = 60.0
-    # How long an applied child is trusted to be as applied; after that the next pass
-    # applies it again, restoring a child someone deleted or edited by hand.
-    reapply_seconds: float = 600.0
     # How the Direct provider reaches the monitor sidecars: "direct" (pod IPs, the
     # operator runs in the cluster) or "proxy" (the API server's pods/proxy).
     monitor_access: str = "direct"
@@ -28,7 +25,6 @@ class OperatorConfig:
             monitor_image=env.get("MODELOPS_MONITOR_IMAGE", cls.monitor_image),
             prometheus_url=env.get("MODELOPS_PROMETHEUS_URL", cls.prometheus_url),
             resync_seconds=float(env.get("MODELOPS_RESYNC_SECONDS", cls.resync_seconds)),
-            reapply_seconds=float(env.get("MODELOPS_REAPPLY_SECONDS", cls.reapply_seconds)),
             monitor_access=_choice(env, "MODELOPS_MONITOR_ACCESS", cls.monitor_access, ("direct", "proxy")),
         )
 

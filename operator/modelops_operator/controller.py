@@ -12,7 +12,6 @@ import copy
 import hashlib
 import json
 import logging
-import time
 from collections import defaultdict, deque
 from datetime import datetime, timezone
 
@@ -127,10 +126,9 @@ class Controller:
         self.queue = WorkQueue()
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
-        # (kind, ns, name) -> (hash of what was last applied, when). An entry older than
-        # config.reapply_seconds is applied again, so a child someone deleted or edited by hand
-        # is restored; a deleted Deployment is re-created at once (its watch tells).
-        self.applied: dict[tuple, tuple[str, float]] = {}
+        # (kind, ns, name) -> hash of what was last applied. A Deployment's DELETED event
+        # drops its entry, so a Deployment someone deleted is re-created at once.
+        self.applied: dict[tuple, str] = {}
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
         self.tasks: list[asyncio.Task] = []
@@ -280,15 +278,14 @@ class Controller:
         async def apply(obj):
             ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
             digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-            last = self.applied.get(ref)
-            if last and last[0] == digest and time.monotonic() - last[1] < self.config.reapply_seconds:
+            if self.applied.get(ref) == digest:
                 return
             try:
                 await self.api.apply(obj)
             except MissingApi as err:
                 missing.append(str(err))
                 return
-            self.applied[ref] = (digest, time.monotonic())
+            self.applied[ref] = digest
 
         # Children of one ModelDeployment do not depend on each other: apply them at once.
         if body.get("status"):

@@ -27,8 +27,7 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, prometheus_url: str):
         self.kubeconfig, self.namespace, self.log_path = kubeconfig, namespace, log_path
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_PROMETHEUS_URL": prometheus_url,
-                    "MODELOPS_RESYNC_SECONDS": "5", "MODELOPS_REAPPLY_SECONDS": "5",
-                    "MODELOPS_LOG_LEVEL": "info"}
+                    "MODELOPS_RESYNC_SECONDS": "5", "MODELOPS_LOG_LEVEL": "info"}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
