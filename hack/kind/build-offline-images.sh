@@ -190,7 +190,8 @@ if ! up_to_date "$node" "$node_inputs"; then
   # As `kind build node-image`: containerd in a build container, the images imported
   # (content only, unpacked on first use), then the container committed.
   build_container="modelops-kind-build-$$"
-  docker run -d --name "$build_container" --entrypoint=sleep --security-opt seccomp=unconfined \
+  # --init: an init that reaps containerd when it is stopped (sleep as PID 1 would not).
+  docker run -d --init --name "$build_container" --entrypoint=sleep --security-opt seccomp=unconfined \
     "$node-base" infinity >/dev/null
   docker exec "$build_container" bash -c 'nohup containerd >/var/log/containerd-build.log 2>&1 &'
   docker exec "$build_container" bash -c \
@@ -199,7 +200,7 @@ if ! up_to_date "$node" "$node_inputs"; then
     docker save "$image" |
       docker exec -i "$build_container" ctr --namespace=k8s.io images import --all-platforms --no-unpack --digests - >/dev/null
   done
-  docker exec "$build_container" ctr --namespace=k8s.io images list -q | grep -v '^sha256:' >&2
+  docker exec "$build_container" ctr --namespace=k8s.io images list -q | grep '^registry.k8s.io/' >&2
   docker exec "$build_container" bash -c 'pkill containerd; while pgrep -x containerd >/dev/null; do sleep 0.2; done; rm -f /var/log/containerd-build.log'
   docker commit \
     -c 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' -c 'CMD []' \
