@@ -79,6 +79,15 @@ if [[ ! -d /lib/modules ]]; then
   mkdir -p /lib/modules
 fi
 
+# kind runs its nodes with `docker run --privileged`, which asks for every capability;
+# where root lacks some (CAP_SYS_RESOURCE in some VMs) runc fails to start them.
+bounding="$(awk '/^CapBnd:/ {print $2}' /proc/self/status)"
+if (((0x$bounding & 0x1ffffffffff) != 0x1ffffffffff)) &&
+  [[ "$(docker info -f '{{.DefaultRuntime}}' 2>/dev/null)" != runc-drop-missing-caps ]]; then
+  die "root here lacks capabilities (CapBnd $bounding) that 'docker run --privileged' asks for; kind's nodes" \
+    "cannot start. Use hack/kind/runc-drop-missing-caps as Docker's default runtime (see its header)."
+fi
+
 config="$MODELOPS_CACHE/kind-$cluster.yaml"
 {
   echo "kind: Cluster"
