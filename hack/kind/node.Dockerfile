@@ -33,7 +33,9 @@ ARG KUBE_VERSION
 ARG PAUSE_IMAGE
 # kind's units start /usr/local/bin/containerd and its config looks for CNI plugins in
 # /opt/cni/bin; Debian installs them in /usr/bin and /usr/lib/cni. The OCI spec base
-# and the sandbox image are set up as `kind build node-image` does.
+# and the sandbox image are set up as `kind build node-image` does. containerd keeps pods'
+# oom_score_adj at or above its own: lowering it needs CAP_SYS_RESOURCE, which a node
+# may lack (then runc cannot start any pod); only the kubelet's OOM ordering is lost.
 RUN chmod 0755 /kind /kind/bin /kind/bin/* /usr/local/bin/entrypoint /usr/local/bin/clean-install \
       /usr/bin/kubelet /usr/bin/kubeadm /usr/bin/kubectl \
  && chmod -R u+w,go-w /kind /etc/containerd /etc/systemd/system /etc/default /etc/sysctl.d /etc/crictl.yaml /etc/cni \
@@ -44,6 +46,7 @@ RUN chmod 0755 /kind /kind/bin /kind/bin/* /usr/local/bin/entrypoint /usr/local/
       | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json \
  && sed -i "s#sandbox_image = .*#sandbox_image = \"${PAUSE_IMAGE}\"#" /etc/containerd/config.toml \
  && grep -q "sandbox_image = \"${PAUSE_IMAGE}\"" /etc/containerd/config.toml \
+ && sed -i "s/restrict_oom_score_adj = false/restrict_oom_score_adj = true/" /etc/containerd/config.toml \
  && systemctl enable kubelet.service containerd.service undo-mount-hacks.service \
  && systemctl mask systemd-binfmt.service \
  && mkdir -p /etc/kubernetes/manifests \
