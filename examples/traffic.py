@@ -41,10 +41,13 @@ def to_rows(df) -> list[dict[str, Any]]:
 
 
 async def replay(url: str, rows: list[dict[str, Any]], labels: list[int], batch: int, concurrency: int,
-                 feedback: str | None = None, feedback_delay: float = 1.0) -> dict[str, Any]:
+                 feedback: str | None = None, feedback_delay: float = 1.0, keepalive: bool = True) -> dict[str, Any]:
     """Send the rows; with feedback, post the true labels by prediction id after
     feedback_delay seconds (ground truth comes late, after the monitor has the
-    predictions). stats["labels"] holds the {id, label} pairs either way."""
+    predictions). stats["labels"] holds the {id, label} pairs either way.
+    Without keepalive every request opens its own connection: through a Kubernetes
+    Service, kube-proxy picks an endpoint per connection, so only then do requests
+    spread over the endpoints as they come and go (a canary's new pods included)."""
     import aiohttp
 
     stats = {"requests": 0, "ok": 0, "errors": 0, "labels_sent": 0}
@@ -70,7 +73,7 @@ async def replay(url: str, rows: list[dict[str, Any]], labels: list[int], batch:
                 stats["errors"] += 1
 
     t0 = time.perf_counter()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=not keepalive)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         if feedback and pending_labels:
             await asyncio.sleep(feedback_delay)
@@ -94,9 +97,12 @@ def main() -> int:
     p.add_argument("--feature")
     p.add_argument("--amount", type=float)
     p.add_argument("--feedback", help="monitor base URL to post true labels to")
+    p.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+                   help="a new connection per request (to spread over a Service's endpoints)")
     args = p.parse_args()
     df = shift(customers(args.rows, args.seed), args.shift, args.feature, args.amount, seed=args.seed)
-    stats = asyncio.run(replay(args.url, to_rows(df), df[LABEL].tolist(), args.batch, args.concurrency, args.feedback))
+    stats = asyncio.run(replay(args.url, to_rows(df), df[LABEL].tolist(), args.batch, args.concurrency, args.feedback,
+                               keepalive=args.keepalive))
     stats.pop("labels")
     print(json.dumps(stats))
     return 0 if stats["errors"] == 0 else 1

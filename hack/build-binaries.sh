@@ -4,13 +4,22 @@
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl etcd  (hack/k8s module)
 #   kwok kwokctl                                                        (go install)
 #   helm                                                                (go install)
+# With --kind, also what an offline kind node image needs (hack/kind/build-offline-images.sh):
+#   kubelet kubeadm kube-proxy                                          (hack/k8s module)
+#   coredns                                                             (go install)
 # Only missing (or stale: pinned version changed) binaries are built.
-# Usage: hack/build-binaries.sh [--force]
+# Usage: hack/build-binaries.sh [--force] [--kind]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0
-[[ "${1:-}" == "--force" ]] && force=1
+force=0 kind=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    --kind) kind=1 ;;
+    *) die "unknown argument $arg (usage: hack/build-binaries.sh [--force] [--kind])" ;;
+  esac
+done
 
 mkdir -p "$BIN_DIR"
 # One builder at a time (parallel test sessions may all call us).
@@ -49,6 +58,9 @@ declare -A kube_pkgs=(
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [etcd]=go.etcd.io/etcd/server/v3
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kubeadm]=k8s.io/kubernetes/cmd/kubeadm
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 )
 kube_ldflags() { # tree-state
   local pkg flags="-s -w"
@@ -82,7 +94,13 @@ done
 for name in kubectl etcd; do
   up_to_date "$name" "$kube_stamp" || clients+=("$name")
 done
-if ((${#servers[@]} + ${#clients[@]})); then
+node=()
+if ((kind)); then
+  for name in kubelet kubeadm kube-proxy; do
+    up_to_date "$name" "$kube_stamp" || node+=("$name")
+  done
+fi
+if ((${#servers[@]} + ${#clients[@]} + ${#node[@]})); then
   grep -q "k8s.io/kubernetes $KUBE_VERSION\$" "$HACK_DIR/k8s/go.mod" ||
     die "hack/k8s/go.mod is not at $KUBE_VERSION: run hack/k8s/gen-gomod.sh"
   kube_src="$MODELOPS_CACHE/src/kubernetes-$KUBE_VERSION-$patch_id"
@@ -99,6 +117,19 @@ fi
 # Both builds share one compile cache; kubectl and etcd do not link the patched package.
 if ((${#servers[@]})); then build_kube dirty "${servers[@]}"; fi
 if ((${#clients[@]})); then build_kube clean "${clients[@]}"; fi
+# The node binaries say dirty if they link the patched package, clean otherwise.
+if ((${#node[@]})); then
+  dirty=() clean=()
+  for name in "${node[@]}"; do
+    if (cd "$tmp/mod" && go list -deps "${kube_pkgs[$name]}") | grep -qx k8s.io/kubernetes/pkg/apis/core/validation; then
+      dirty+=("$name")
+    else
+      clean+=("$name")
+    fi
+  done
+  if ((${#dirty[@]})); then build_kube dirty "${dirty[@]}"; fi
+  if ((${#clean[@]})); then build_kube clean "${clean[@]}"; fi
+fi
 
 # --- kwok, kwokctl ---------------------------------------------------------------
 # `go install pkg@version` builds outside any module (our go.mod is not involved).
@@ -133,7 +164,22 @@ if ! up_to_date helm "$helm_stamp"; then
   log "built helm in $((SECONDS - start))s"
 fi
 
+# --- coredns (--kind) -------------------------------------------------------------
+coredns_stamp="coredns=$COREDNS_VERSION"
+if ((kind)) && ! up_to_date coredns "$coredns_stamp"; then
+  log "building coredns $COREDNS_VERSION"
+  start=$SECONDS
+  # GitCommit is what `coredns -version` prints beside the version.
+  (cd / && GOBIN="$tmp" go install -trimpath \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-$COREDNS_VERSION" \
+    "github.com/coredns/coredns@$COREDNS_VERSION")
+  install_bin "$tmp/coredns" coredns "$coredns_stamp"
+  log "built coredns in $((SECONDS - start))s"
+fi
+
 log "binaries in $BIN_DIR ($((SECONDS - total_start))s):"
-for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm; do
+names=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm)
+((kind)) && names+=(kubelet kubeadm kube-proxy coredns)
+for name in "${names[@]}"; do
   report "$name"
 done

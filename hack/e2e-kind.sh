@@ -6,8 +6,15 @@
 # directly (spec.analysis.provider.type: Direct), so no Prometheus is needed; traffic
 # comes from a Job inside the cluster, through the Service, as kube-proxy splits it.
 #
+# Without a container registry (MODELOPS_KIND_OFFLINE=1, or by default when Docker Hub's
+# registry does not resolve) every image is built here from package registries only:
+# hack/kind/build-offline-images.sh makes a Debian base, a Python base for our
+# Dockerfiles (BASE_IMAGE), the control-plane images and the kind node image.
+#
 # Usage: hack/e2e-kind.sh [pytest args]   (make e2e-kind)
-# Env: KIND_CLUSTER (default modelops-e2e), KEEP_CLUSTER=1 to keep it afterwards.
+# Env: KIND_CLUSTER (default modelops-e2e), KEEP_CLUSTER=1 to keep it afterwards,
+#      MODELOPS_KIND_OFFLINE=1|0|auto (default auto).
+# On failure the cluster's state (pods, events, operator log) is left in build/e2e-kind/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -20,38 +27,125 @@ fi
 
 cluster="${KIND_CLUSTER:-modelops-e2e}"
 kind="$BIN_DIR/kind"
-if [[ ! -x "$kind" ]]; then
+kind_stamp="kind=$KIND_VERSION"
+if [[ ! -x "$kind" || "$(cat "$BIN_DIR/.kind.stamp" 2>/dev/null)" != "$kind_stamp" ]]; then
   log "installing kind $KIND_VERSION"
-  GOBIN="$BIN_DIR" go install "sigs.k8s.io/kind@$KIND_VERSION"
+  (cd / && GOBIN="$BIN_DIR" go install "sigs.k8s.io/kind@$KIND_VERSION")
+  echo "$kind_stamp" >"$BIN_DIR/.kind.stamp"
 fi
 "$BIN_DIR/kubectl" version --client >/dev/null  # built by hack/build-binaries.sh
 
+offline="${MODELOPS_KIND_OFFLINE:-auto}"
+if [[ "$offline" == auto ]]; then
+  # Name resolution only: no packet goes to a registry to find out.
+  if getent hosts registry-1.docker.io >/dev/null 2>&1; then offline=0; else offline=1; fi
+  ((offline)) && log "Docker Hub's registry does not resolve: building every image here (MODELOPS_KIND_OFFLINE=0 to pull instead)"
+fi
+timings=()
+timed() { # label command...
+  local start=$SECONDS label=$1 rc=0
+  shift
+  "$@" || rc=$?
+  timings+=("$label: $((SECONDS - start))s")
+  log "$label took $((SECONDS - start))s"
+  return "$rc"
+}
+
+build_args=()
+node_image_args=()
+if [[ "$offline" == 1 ]]; then
+  timed "offline images" "$HACK_DIR/kind/build-offline-images.sh"
+  build_args=(--build-arg "BASE_IMAGE=$KIND_OFFLINE_PYTHON_IMAGE")
+  node_image_args=(--image "$KIND_OFFLINE_NODE_IMAGE")
+fi
+
 tag=e2e
+# (timed runs these where errexit does not apply: each step returns its own failure.)
+build_images() {
+  docker build -q "${build_args[@]}" -f operator/Dockerfile -t "modelops/operator:$tag" . >/dev/null || return
+  docker build -q "${build_args[@]}" -f services/Dockerfile.monitor -t "modelops/monitor:$tag" . >/dev/null || return
+  docker build -q "${build_args[@]}" -f services/Dockerfile.model --build-arg MODEL=churn-sklearn-v1 \
+    -t "modelops/churn:1.0.0" . >/dev/null || return
+  docker build -q "${build_args[@]}" -f services/Dockerfile.model --build-arg MODEL=churn-xgboost-v1 \
+    -t "modelops/churn:2.0.0" . >/dev/null || return
+}
 log "building images (operator, monitor, model server)"
-docker build -q -f operator/Dockerfile -t "modelops/operator:$tag" .
-docker build -q -f services/Dockerfile.monitor -t "modelops/monitor:$tag" .
-docker build -q -f services/Dockerfile.model --build-arg MODEL=churn-sklearn-v1 -t "modelops/churn:1.0.0" .
-docker build -q -f services/Dockerfile.model --build-arg MODEL=churn-xgboost-v1 -t "modelops/churn:2.0.0" .
+timed "images" build_images
+
+# kind bind-mounts the host's /lib/modules into its nodes (for kube-proxy's modprobe);
+# a machine without loadable modules has none.
+if [[ ! -d /lib/modules ]]; then
+  [[ "$(id -u)" == 0 ]] || die "/lib/modules is missing and kind bind-mounts it: sudo mkdir -p /lib/modules"
+  mkdir -p /lib/modules
+fi
+
+# kind runs its nodes with `docker run --privileged`, which asks for every capability;
+# where root lacks some (CAP_SYS_RESOURCE in some VMs) runc fails to start them.
+bounding="$(awk '/^CapBnd:/ {print $2}' /proc/self/status)"
+if (((0x$bounding & 0x1ffffffffff) != 0x1ffffffffff)) &&
+  [[ "$(docker info -f '{{.DefaultRuntime}}' 2>/dev/null)" != runc-drop-missing-caps ]]; then
+  die "root here lacks capabilities (CapBnd $bounding) that 'docker run --privileged' asks for; kind's nodes" \
+    "cannot start. Use hack/kind/runc-drop-missing-caps as Docker's default runtime (see its header)."
+fi
+
+config="$MODELOPS_CACHE/kind-$cluster.yaml"
+{
+  echo "kind: Cluster"
+  echo "apiVersion: kind.x-k8s.io/v1alpha4"
+  if [[ "$offline" == 1 ]]; then
+    echo "networking:"
+    echo "  # The offline node image has a ptp + host-local CNI config; no kindnetd image."
+    echo "  disableDefaultCNI: true"
+  fi
+  echo "kubeadmConfigPatches:"
+  echo "  # Kubernetes 1.35+ refuses cgroup v1 unless told (a cgroup v2 host ignores this)."
+  echo "  - |"
+  echo "    kind: KubeletConfiguration"
+  echo "    failCgroupV1: false"
+} >"$config"
+
+kubeconfig="$MODELOPS_CACHE/kind-$cluster.kubeconfig"
+kc() { "$BIN_DIR/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+status=0
+finish() {
+  local rc=$?
+  ((status)) || status=$rc
+  if ((status)) && [[ -s "$kubeconfig" ]]; then
+    local out="$REPO_ROOT/build/e2e-kind"
+    mkdir -p "$out"
+    kc get pods -A -o wide >"$out/pods.txt" 2>&1 || true
+    kc get events -A --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
+    kc get modeldeployments -A -o yaml >"$out/modeldeployments.yaml" 2>&1 || true
+    kc -n modelops logs deploy/modelops --tail=2000 >"$out/operator.log" 2>&1 || true
+    log "cluster state left in $out"
+  fi
+  if [[ "${KEEP_CLUSTER:-}" != 1 ]] && "$kind" get clusters 2>/dev/null | grep -qx "$cluster"; then
+    "$kind" delete cluster --name "$cluster" >/dev/null 2>&1 || true
+  fi
+  log "timings: ${timings[*]}"
+  exit "$status"
+}
+trap finish EXIT
 
 if ! "$kind" get clusters | grep -qx "$cluster"; then
   log "creating kind cluster $cluster"
-  "$kind" create cluster --name "$cluster" --wait 3m
+  timed "cluster" "$kind" create cluster --name "$cluster" --config "$config" "${node_image_args[@]}" --wait 3m
 fi
-kubeconfig="$MODELOPS_CACHE/kind-$cluster.kubeconfig"
 "$kind" get kubeconfig --name "$cluster" >"$kubeconfig"
-for image in "modelops/operator:$tag" "modelops/monitor:$tag" modelops/churn:1.0.0 modelops/churn:2.0.0; do
-  "$kind" load docker-image --name "$cluster" "$image"
-done
+load_images() {
+  local image
+  for image in "modelops/operator:$tag" "modelops/monitor:$tag" modelops/churn:1.0.0 modelops/churn:2.0.0; do
+    "$kind" load docker-image --name "$cluster" "$image" || return
+  done
+}
+timed "load images" load_images
 
 log "installing the chart"
-KUBECONFIG="$kubeconfig" "$BIN_DIR/helm" upgrade --install modelops charts/modelops -n modelops --create-namespace \
+timed "chart" "$BIN_DIR/helm" --kubeconfig "$kubeconfig" upgrade --install modelops charts/modelops \
+  -n modelops --create-namespace \
   --set image.repository=modelops/operator --set "image.tag=$tag" --set image.pullPolicy=Never \
   --set monitorImage.repository=modelops/monitor --set "monitorImage.tag=$tag" \
   --wait --timeout 5m
 
-status=0
-MODELOPS_KIND_KUBECONFIG="$kubeconfig" "${VENV:-$REPO_ROOT/.venv}/bin/python" -m pytest tests/e2e/kind "$@" || status=$?
-if [[ "${KEEP_CLUSTER:-}" != 1 ]]; then
-  "$kind" delete cluster --name "$cluster"
-fi
-exit "$status"
+timed "scenarios" env MODELOPS_KIND_KUBECONFIG="$kubeconfig" \
+  "${VENV:-$REPO_ROOT/.venv}/bin/python" -m pytest tests/e2e/kind --durations=0 "$@" || status=$?

@@ -15,6 +15,12 @@ KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 # kwokctl keeps its state (pki, etcd data, logs, pids) under $KWOK_WORKDIR/clusters/<name>.
 export KWOK_WORKDIR="$MODELOPS_CACHE/kwok"
 
+# Images hack/kind/build-offline-images.sh builds for `make e2e-kind` without a
+# container registry (MODELOPS_KIND_OFFLINE=1).
+KIND_OFFLINE_BASE_IMAGE=modelops-offline/debian:bookworm
+KIND_OFFLINE_PYTHON_IMAGE=modelops-offline/python:3.11-bookworm
+KIND_OFFLINE_NODE_IMAGE="modelops-offline/kind-node:$KUBE_VERSION"
+
 # All binaries are pure Go; static builds need no C toolchain.
 export CGO_ENABLED=0
 

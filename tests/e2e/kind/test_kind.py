@@ -92,10 +92,12 @@ def wait(predicate, timeout: float, what: str):
 
 
 def traffic(api, namespace: str, name: str, *shift: str) -> None:
-    """A Job that replays churn rows at the Service, from inside the cluster."""
+    """A Job that replays churn rows at the Service, from inside the cluster. A new
+    connection per request: kube-proxy balances connections, so only then does the
+    canary's new endpoint get its share."""
     _, batch, _ = api
     args = ["python", "/app/examples/traffic.py", "--url", f"http://churn.{namespace}.svc", "--rows", "200000",
-            "--batch", "5", "--concurrency", "2", *shift]
+            "--batch", "5", "--concurrency", "2", "--no-keepalive", *shift]
     batch.create_namespaced_job(namespace, {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"spec": {
