@@ -19,12 +19,14 @@ from .config import OperatorConfig
 from .naming import CANDIDATE, STABLE
 from .routers import Traffic, router_for
 from .routers.base import candidate_share
+from .routers.gateway_readiness import GatewayState, Readiness, RouteState, missing_features, route_readiness
 from .spec import Spec, SpecError, parse
 from .status import add_history, condition, parse_ts, set_condition, ts
 
 COMMANDS = ("promote", "abort", "retry")
 ANNOTATION = "modelops.io/{}"
 WAIT_FOR_PODS = 2.0  # seconds between looks while pods start; child events also wake us
+WAIT_FOR_ROUTE = 1.0  # seconds between looks while a gateway takes up a route; route events also wake us
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class RevisionState:
 @dataclass(frozen=True)
 class Observed:
     revisions: dict[str, RevisionState] = field(default_factory=dict)
+    route: RouteState | None = None  # the HTTPRoute as the gateways reported on it
+    gateways: tuple[GatewayState, ...] | None = None  # its parent Gateways; None: not read
 
     def ready(self, revision: str | None) -> int:
         state = self.revisions.get(revision) if revision else None
@@ -92,6 +96,7 @@ class _Rollout:
         self.due: list[float] = []
         self.commands = pending_commands(meta.get("annotations") or {}, status)
         self.desired: dict[str, int] = {}  # revision -> replicas the plan gives it
+        self.refusal: Readiness | None = None  # why the new revision's rollout was not started
 
     # --- bookkeeping ---------------------------------------------------------------
     def move(self, reason: str, message: str, warning: bool = False) -> None:
@@ -160,6 +165,34 @@ class _Rollout:
             st.pop("stepText", None)
 
     # --- rollout lifecycle ---------------------------------------------------------
+    def begin(self, revision: str, why: str) -> None:
+        """Starts a rollout, unless the gateways cannot serve the strategy: then nothing
+        moves (the stable's route stays as it is) and status says what is missing."""
+        refusal = missing_features(self.spec, self.observed.gateways) if self.router.name == "gatewayAPI" else None
+        if refusal is None:
+            self.start(revision, why)
+            return
+        self.refusal = refusal
+        st = self.st
+        st["phase"] = "Pending"
+        previous = next((c for c in st.get("conditions", []) if c["type"] == "RouteReady"), {})
+        if previous.get("message") != refusal.message:
+            self.move("RolloutRefused", f"{why}: {self.spec.version} (revision {revision}) not rolled out: "
+                                        f"{refusal.message}", warning=True)
+        self.wake_in(30.0)  # the Gateway or its class may change; their changes send no event here
+
+    def route_held(self) -> bool:
+        """Through a gateway, traffic moves on only once every parent serves the route
+        as it is now: never a step, or analysis, on traffic that cannot reach the candidate."""
+        if self.router.name != "gatewayAPI" or self.readiness().ok:
+            return False
+        self.wake_in(WAIT_FOR_ROUTE)
+        return True
+
+    def readiness(self) -> Readiness:
+        desired = self.router.route(self.meta, self.spec, self.traffic())
+        return route_readiness(desired, self.observed.route, self.observed.gateways, self.meta["namespace"])
+
     def start(self, revision: str, why: str) -> None:
         spec, st = self.spec, self.st
         st["candidate"] = {"revision": revision, "version": spec.version, "image": spec.image}
@@ -464,13 +497,15 @@ class _Rollout:
                 # One Event says both: the old candidate is dropped and the new one starts.
                 self.finish("Superseded", "Superseded", f"{old} replaced by {spec.version} mid-rollout",
                             "Progressing", announce=False)
-                self.start(rev, f"{old} superseded mid-rollout")
+                self.begin(rev, f"{old} superseded mid-rollout")
             return
 
         if cand:
             if "abort" in self.commands:
                 self.handled("abort")
                 self.rollback("Aborted", "aborted by a person", outcome="Aborted")
+                return
+            if self.route_held():
                 return
             stage = st.get("stage", "Scaling")
             if "promote" in self.commands and stage not in ("Paused", "Promoting"):
@@ -501,9 +536,9 @@ class _Rollout:
             if "retry" in self.commands:
                 self.handled("retry")
                 st.pop("blockedRevision")
-                self.start(rev, "retried by a person")
+                self.begin(rev, "retried by a person")
             return
-        self.start(rev, "spec.model changed")
+        self.begin(rev, "spec.model changed")
 
     # --- objects -------------------------------------------------------------------
     def objects(self) -> tuple[list[dict], dict[str, int], list[str]]:
@@ -585,6 +620,11 @@ class _Rollout:
                           "or kubectl modelops retry", now, generation)
         else:
             set_condition(st, "Degraded", False, "Healthy", "", now, generation)
+        if self.router.name == "gatewayAPI":
+            ready = self.refusal or self.readiness()
+            set_condition(st, "RouteReady", ready.ok, ready.reason, ready.message, now, generation)
+        else:
+            st["conditions"] = [c for c in st.get("conditions", []) if c["type"] != "RouteReady"]
         set_condition(st, "InvalidSpec", False, "Valid", "", now, generation)
 
 

@@ -1,6 +1,18 @@
 """Gateway API routing: an HTTPRoute owned by the operator, attached to the parents
 from the spec, with exact backend weights, request mirroring (Shadow), and header or
-cookie matches for A/B tests with sticky sessions."""
+cookie matches for A/B tests with sticky sessions.
+
+The route is written so that implementations that read Gateway API differently still
+do the same with it (tested on Envoy Gateway and Traefik):
+- regular expressions are written to mean the same under full-value matching (Envoy)
+  and partial matching (Traefik): a cookie match is anchored over the whole Cookie
+  header, and a user's header regex is searched for anywhere in the value;
+- no filter sits on a single backendRef (Traefik ignores those): sessions are made
+  sticky by the model server, which answers a request carrying STICKY_HEADER (set by a
+  rule-level filter, a core feature) with a cookie naming its own revision;
+- a backend with weight 0 is left out, and RequestMirror carries `percent` only below
+  100, so a route asks for no more than the strategy needs.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,30 @@ import math
 from ..naming import CANDIDATE, STABLE, child_labels, object_meta, service_name
 from ..spec import Spec
 from .base import Capacity, Traffic, service, track_services
+from .gateway_readiness import ROUTE_DIGEST, digest
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+# Set on requests that should be assigned a variant; its value is the cookie's name.
+STICKY_HEADER = "X-Modelops-Sticky-Cookie"
+DEFAULT_COOKIE = "modelops-variant"
+_REGEX_SPECIAL = set(".^$*+?()[]{}|\\")
+
+
+def regex_escape(text: str) -> str:
+    """Escapes the characters that are special in RE2, Go and ECMAScript alike
+    (Python's re.escape also escapes characters some engines reject escaped)."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """Matches a Cookie header that holds NAME=VALUE among any other cookies, both
+    where the whole value must match (Envoy) and where any part may (Traefik)."""
+    return f"^(.*;\\s*)?{regex_escape(name)}={regex_escape(value)}(\\s*;.*)?$"
+
+
+def search_regex(pattern: str) -> str:
+    """A user's header regex, found anywhere in the value on every implementation."""
+    return f".*(?:{pattern}).*"
 
 
 def _backend(meta: dict, role: str, weight: int | None = None) -> dict:
@@ -21,12 +55,19 @@ def _backend(meta: dict, role: str, weight: int | None = None) -> dict:
     return ref
 
 
-def _sticky(meta: dict, role: str, weight: int, cookie: str, variant: str) -> dict:
-    ref = _backend(meta, role, weight)
-    # The variant a session got is remembered in a cookie the next requests match on.
-    ref["filters"] = [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
-        "add": [{"name": "Set-Cookie", "value": f"{cookie}={variant}; Path=/; HttpOnly"}]}}]
-    return ref
+def _split(meta: dict, stable_weight: int, candidate_weight: int) -> list[dict]:
+    refs = [_backend(meta, "stable", stable_weight), _backend(meta, "canary", candidate_weight)]
+    return [r for r in refs if r["weight"] > 0] or refs[:1]
+
+
+def _assign_variant(cookie: str) -> list[dict]:
+    """Rule-level: whichever backend answers sets the cookie naming its revision."""
+    return [{"type": "RequestHeaderModifier",
+             "requestHeaderModifier": {"set": [{"name": STICKY_HEADER, "value": cookie}]}}]
+
+
+def cookie_name(spec: Spec) -> str:
+    return (spec.ab_test.get("stickiness") or {}).get("cookieName") or DEFAULT_COOKIE
 
 
 class GatewayAPIRouter:
@@ -54,12 +95,14 @@ class GatewayAPIRouter:
         if not traffic.candidate:
             rules = [{"backendRefs": [_backend(meta, stable_role, 100)]}]
         elif traffic.experiment:
-            rules = self._experiment_rules(meta, spec)
+            rules = self._experiment_rules(meta, spec, traffic)
         else:
-            rule = {"backendRefs": [_backend(meta, "stable", 100 - weight), _backend(meta, "canary", weight)]}
+            rule = {"backendRefs": _split(meta, 100 - weight, weight)}
             if traffic.mirror:
-                rule["filters"] = [{"type": "RequestMirror", "requestMirror": {
-                    "backendRef": _backend(meta, "canary"), "percent": traffic.mirror}}]
+                mirror = {"backendRef": _backend(meta, "canary")}
+                if traffic.mirror < 100:
+                    mirror["percent"] = traffic.mirror
+                rule["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
             rules = [rule]
         parents = [json.loads(p) for p in spec.routing.parent_refs]
         route_spec = {"parentRefs": parents, "rules": rules}
@@ -69,29 +112,34 @@ class GatewayAPIRouter:
         return {
             "apiVersion": GATEWAY_API,
             "kind": "HTTPRoute",
-            "metadata": object_meta(meta, meta["name"], child_labels(meta["name"], spec.model, track, None)),
+            "metadata": object_meta(meta, meta["name"], child_labels(meta["name"], spec.model, track, None),
+                                    {ROUTE_DIGEST: digest(route_spec)}),
             "spec": route_spec,
         }
 
-    def _experiment_rules(self, meta: dict, spec: Spec) -> list[dict]:
+    def _experiment_rules(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
+        """Returning sessions first, by the revision their cookie names (a cookie from an
+        earlier experiment names neither, and the session is assigned afresh); then new
+        sessions, by header match or weighted split, each assigned by the backend."""
         ab = spec.ab_test
-        cookie = (ab.get("stickiness") or {}).get("cookieName", "modelops-variant")
+        cookie = cookie_name(spec)
 
-        def cookie_match(variant):
-            return {"headers": [{"type": "RegularExpression", "name": "Cookie",
-                                 "value": f"(^|;\\s*){cookie}={variant}(;|$)"}]}
+        def returning(revision: str, role: str) -> dict:
+            match = {"headers": [{"type": "RegularExpression", "name": "Cookie",
+                                  "value": cookie_regex(cookie, revision)}]}
+            return {"matches": [match], "backendRefs": [_backend(meta, role, 1)]}
 
-        rules = [
-            {"matches": [cookie_match("candidate")], "backendRefs": [_backend(meta, "canary", 1)]},
-            {"matches": [cookie_match("control")], "backendRefs": [_backend(meta, "stable", 1)]},
-        ]
+        rules = [returning(traffic.candidate, "canary"), returning(traffic.stable, "stable")]
         if "match" in ab:
-            headers = [{"type": h.get("type", "Exact"), "name": h["name"], "value": h["value"]}
-                       for h in ab["match"]["headers"]]
-            rules.append({"matches": [{"headers": headers}], "backendRefs": [_sticky(meta, "canary", 1, cookie, "candidate")]})
-            rules.append({"backendRefs": [_sticky(meta, "stable", 1, cookie, "control")]})
+            headers = []
+            for h in ab["match"]["headers"]:
+                kind = h.get("type", "Exact")
+                value = search_regex(h["value"]) if kind == "RegularExpression" else h["value"]
+                headers.append({"type": kind, "name": h["name"], "value": value})
+            rules.append({"matches": [{"headers": headers}], "filters": _assign_variant(cookie),
+                          "backendRefs": [_backend(meta, "canary", 1)]})
+            rules.append({"filters": _assign_variant(cookie), "backendRefs": [_backend(meta, "stable", 1)]})
         else:
             share = int(ab["split"]["candidateWeight"])
-            rules.append({"backendRefs": [_sticky(meta, "stable", 100 - share, cookie, "control"),
-                                          _sticky(meta, "canary", share, cookie, "candidate")]})
+            rules.append({"filters": _assign_variant(cookie), "backendRefs": _split(meta, 100 - share, share)})
         return rules

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from modelops_operator.analysis import CheckResult, Result, Verdict
 from modelops_operator.naming import LABEL_REVISION
 from modelops_operator.planner import Observed, RevisionState, plan
+from modelops_operator.routers.gateway_readiness import (MIRROR, PERCENTAGE_MIRROR, ROUTE_DIGEST, GatewayState,
+                                                         ParentState, RouteState, parent_key)
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -41,9 +43,31 @@ class Sim:
         self.requests = []
         self.last = None
         self.min_ready_after_available: int | None = None
+        # A gateway that takes up each route one pass after it is written, and whose
+        # class declares these features; accepts=False makes it refuse every route.
+        self.gateway_features: frozenset[str] | None = frozenset({MIRROR, PERCENTAGE_MIRROR})
+        self.gateway_exists = True
+        self.accepts = True
+        self.route: RouteState | None = None
+        self._written_route: dict | None = None
 
     def observed(self) -> Observed:
-        return Observed({r: RevisionState(self.replicas[r], self.ready.get(r, 0)) for r in self.replicas})
+        parents = [p for p in ((self.spec.get("strategy") or {}).get("trafficRouting") or {})
+                   .get("gatewayAPI", {}).get("parentRefs", [])]
+        gateways = tuple(
+            GatewayState(parent_key(p, "ml"), True, "sim", "sim.example/gateway", self.gateway_features)
+            if self.gateway_exists else GatewayState(parent_key(p, "ml"), False, message="Gateway ml/x does not exist")
+            for p in parents)
+        return Observed({r: RevisionState(self.replicas[r], self.ready.get(r, 0)) for r in self.replicas},
+                        self.route, gateways)
+
+    def take_up_route(self) -> None:
+        route = self._written_route
+        if route is None or not self.gateway_exists:
+            return
+        cond = ("True", "Accepted", "") if self.accepts else ("False", "NotAllowedByListeners", "no listener allows it")
+        self.route = RouteState(route["metadata"]["annotations"][ROUTE_DIGEST], tuple(
+            ParentState(parent_key(p, "ml"), cond, ("True", "ResolvedRefs", "")) for p in route["spec"]["parentRefs"]))
 
     def set_spec(self, **changes):
         for dotted, value in changes.items():
@@ -58,9 +82,10 @@ class Sim:
         self.meta["annotations"][f"modelops.io/{command}"] = value
 
     def reconcile(self, judge=always("Pass"), advance: float = 1.0):
-        # Pods started during the last pass are ready now.
+        # Pods started during the last pass are ready now, and the gateway serves its route.
         for rev, want in self.replicas.items():
             self.ready[rev] = want
+        self.take_up_route()
         p = plan(self.meta, self.spec, self.status, self.observed(), self.now)
         if p.analysis is not None:
             self.requests.append(p.analysis)
@@ -74,6 +99,8 @@ class Sim:
         for obj in p.apply:
             key = (obj["kind"], obj["metadata"]["name"])
             self.objects[key] = obj
+            if obj["kind"] == "HTTPRoute":
+                self._written_route = obj
             if obj["kind"] == "Deployment":
                 rev = obj["metadata"]["labels"][LABEL_REVISION]
                 want = obj["spec"]["replicas"]

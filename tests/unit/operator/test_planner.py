@@ -384,7 +384,8 @@ def test_shadow_mirrors_then_promotes():
     v2(sim)
     sim.run(lambda s: s.status.get("stage") == "Shadowing")
     rule = sim.obj("HTTPRoute", "pricing")["spec"]["rules"][0]
-    assert [b["weight"] for b in rule["backendRefs"]] == [100, 0]
+    # A backend with no share is left out: the mirror alone reaches the candidate.
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [("pricing-stable", 100)]
     mirror = rule["filters"][0]
     assert mirror["type"] == "RequestMirror" and mirror["requestMirror"]["percent"] == 50
     assert mirror["requestMirror"]["backendRef"]["name"] == "pricing-canary"
@@ -436,7 +437,14 @@ def test_ab_routes_sticky_sessions():
     assert rules[1]["backendRefs"][0]["name"] == "offers-stable"
     split = rules[2]["backendRefs"]
     assert [(b["name"], b["weight"]) for b in split] == [("offers-stable", 70), ("offers-canary", 30)]
-    assert "modelops-variant=candidate" in split[1]["filters"][0]["responseHeaderModifier"]["add"][0]["value"]
+    # No filter on a single backendRef (Traefik ignores those): the rule asks whichever
+    # backend answers to set the cookie naming its own revision.
+    assert all("filters" not in b for b in split)
+    assert rules[2]["filters"] == [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{"name": "X-Modelops-Sticky-Cookie", "value": "modelops-variant"}]}}]
+    cand, stable = sim.status["candidate"]["revision"], sim.status["stable"]["revision"]
+    assert f"modelops-variant={cand}" in rules[0]["matches"][0]["headers"][0]["value"]
+    assert f"modelops-variant={stable}" in rules[1]["matches"][0]["headers"][0]["value"]
     assert sim.status["weights"]["candidate"] == 30
 
 
