@@ -86,6 +86,8 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
     env = [
         {"name": "MODELOPS_MODEL_NAME", "value": spec.model["name"]},
         {"name": "MODELOPS_MODEL_VERSION", "value": spec.version},
+        # Names the variant cookie of A/B sessions this server answers (sticky.py).
+        {"name": "MODELOPS_REVISION", "value": spec.revision},
         {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
     ]
     uri = spec.model.get("uri")

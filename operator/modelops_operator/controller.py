@@ -20,10 +20,13 @@ from .config import OperatorConfig
 from .kube import Conflict, KubeApi, MissingApi, Throttled
 from .naming import LABEL_MD, LABEL_REVISION, deployment_name, profile_configmap_name
 from .planner import Observed, RevisionState, plan
+from .routers.gateway_readiness import GatewayState, RouteState, gateway_state, parent_key, route_state
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
 ANALYSIS_TIMEOUT = 30.0
+GATEWAY_TTL = 5.0  # seconds a parent Gateway and its class, as read, are reused
+GATEWAYS = "/apis/gateway.networking.k8s.io/v1"
 
 
 class WorkQueue:
@@ -126,6 +129,8 @@ class Controller:
         self.queue = WorkQueue()
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
+        self.routes: dict[Key, RouteState] = {}
+        self._gateways: dict[str, tuple[float, GatewayState]] = {}  # parent -> (read at, state)
         # (kind, ns, name) -> hash of what was last applied. A Deployment's DELETED event
         # drops its entry, so a Deployment someone deleted is re-created at once.
         self.applied: dict[tuple, str] = {}
@@ -141,6 +146,7 @@ class Controller:
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self.children.pop(key, None)
+            self.routes.pop(key, None)
             self.announced.pop(key, None)
             self.queue.forget(key)
             return
@@ -173,6 +179,52 @@ class Controller:
             self.children[key][rev] = state
         if key in self.bodies:
             self.queue.add(key)
+
+    def observe_route(self, event_type: str, body: dict) -> None:
+        """The gateways' word on an HTTPRoute the operator wrote: a step waits for it."""
+        meta = body["metadata"]
+        md = (meta.get("labels") or {}).get(LABEL_MD)
+        if not md:
+            return
+        key = (meta["namespace"], md)
+        if event_type == "DELETED":
+            self.routes.pop(key, None)
+            self.applied.pop(("HTTPRoute", meta["namespace"], meta["name"]), None)
+        else:
+            state = route_state(body)
+            if self.routes.get(key) == state:
+                return
+            self.routes[key] = state
+        if key in self.bodies:
+            self.queue.add(key)
+
+    async def _gateway(self, parent: str, namespace: str, name: str) -> GatewayState:
+        loop = asyncio.get_running_loop()
+        cached = self._gateways.get(parent)
+        if cached and loop.time() - cached[0] < GATEWAY_TTL:
+            return cached[1]
+        try:
+            gateway = await self.api.read(f"{GATEWAYS}/namespaces/{namespace}/gateways/{name}")
+            klass = None
+            if gateway is not None:
+                class_name = (gateway.get("spec") or {}).get("gatewayClassName", "")
+                klass = await self.api.read(f"{GATEWAYS}/gatewayclasses/{class_name}")
+            state = gateway_state(parent, gateway, klass)
+        except Exception as err:  # noqa: BLE001 - unknown is not "supported"; the planner says so
+            reason = getattr(err, "reason", None) or err
+            state = GatewayState(parent, None, message=f"Gateway {parent} could not be read: {reason}")
+        self._gateways[parent] = (loop.time(), state)
+        return state
+
+    async def gateways_of(self, namespace: str, spec: dict) -> tuple[GatewayState, ...] | None:
+        routing = ((spec.get("strategy") or {}).get("trafficRouting") or {}).get("gatewayAPI")
+        if not routing:
+            return None
+        refs = [r for r in routing.get("parentRefs") or []
+                if r.get("kind", "Gateway") == "Gateway" and isinstance(r.get("name"), str)]
+        return tuple(await asyncio.gather(*(self._gateway(parent_key({"name": r["name"], "namespace": r.get("namespace")},
+                                                                      namespace),
+                                                           r.get("namespace") or namespace, r["name"]) for r in refs)))
 
     # --- workers ---------------------------------------------------------------------
     def start(self) -> None:
@@ -252,7 +304,8 @@ class Controller:
         if recorded and self.announced.get(key) != recorded["seq"]:
             self.announced[key] = recorded["seq"]
             await self._announce(key, body, recorded)
-        observed = Observed(dict(self.children.get(key, {})))
+        observed = Observed(dict(self.children.get(key, {})), self.routes.get(key),
+                            await self.gateways_of(key[0], body.get("spec") or {}))
         now = self.clock()
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:

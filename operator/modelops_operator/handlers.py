@@ -83,6 +83,11 @@ async def deployment_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_deployment(event["type"], event["object"])
 
 
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels={LABEL_MANAGED_BY: MANAGER})
+async def route_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_route(event["type"], event["object"])
+
+
 @kopf.on.probe(id="queue")
 async def queue_depth(memo: kopf.Memo, **_):
     controller = getattr(memo, "controller", None)

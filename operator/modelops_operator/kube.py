@@ -107,6 +107,15 @@ class KubeApi:
                 raise MissingApi(f"{obj['kind']}.{obj['apiVersion']} is not served by this cluster") from None
             raise
 
+    async def read(self, path: str) -> dict | None:
+        """One object as plain JSON, or None when it does not exist."""
+        try:
+            return await self._run(self._raw, "GET", path, None)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         try:
             await self._run(self.apps.patch_namespaced_deployment, name, namespace, {"spec": {"replicas": replicas}},

@@ -34,6 +34,7 @@ from .feedback_routing import Owner, monitor_url
 from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
 from .schema import SchemaError
+from .sticky import StickyVariantMiddleware
 
 # BentoML's sampler records every request's tracing spans even at sample rate 0.
 # They are reference cycles that only full garbage collections reclaim, which then
@@ -192,3 +193,7 @@ class ModelService:
             if scores is not None:
                 rec["scores"] = scores
         self.forwarder.submit(rec)
+
+
+# A/B sessions get their variant cookie from the server that answers (sticky.py).
+ModelService.add_asgi_middleware(StickyVariantMiddleware)

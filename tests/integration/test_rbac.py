@@ -32,6 +32,9 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("create", "configmaps", "ns"),
     ("create", "httproutes.gateway.networking.k8s.io", "ns"),
     ("patch", "httproutes.gateway.networking.k8s.io", "ns"),
+    ("watch", "httproutes.gateway.networking.k8s.io", "all"),
+    ("get", "gateways.gateway.networking.k8s.io", "ns"),
+    ("get", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("list", "pods", "all"),
     ("create", "events", "ns"),
     ("create", "events.events.k8s.io", "ns"),
@@ -59,6 +62,8 @@ REFUSED = [  # what it must never be able to do
     ("impersonate", "serviceaccounts", "ns"),
     ("create", "daemonsets.apps", "ns"),
     ("create", "gateways.gateway.networking.k8s.io", "ns"),
+    ("patch", "gateways.gateway.networking.k8s.io", "ns"),
+    ("patch", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", "cluster"),
 ]
 

@@ -129,7 +129,8 @@ def missing_features(spec: Spec, gateways: tuple[GatewayState, ...] | None) -> R
                                                   f"{', '.join(needs)} is unknown")
     for gw in gateways:
         if not gw.found:
-            return Readiness(False, "GatewayNotFound", gw.message or f"Gateway {gw.parent} could not be read")
+            return Readiness(False, "GatewayNotFound" if gw.found is False else "GatewayUnknown",
+                             f"{gw.message}; {spec.strategy} needs {', '.join(needs)}. The stable's route is unchanged")
         supported = gw.supported()
         lacking = [f for f in needs if supported is None or f not in supported]
         if not lacking:

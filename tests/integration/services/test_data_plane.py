@@ -143,3 +143,16 @@ def test_killing_the_monitor_under_load_fails_no_prediction(models_dir, start):
     dropped = [float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("modelops_monitor_dropped_records_total")]
     assert dropped and dropped[0] > 0
+
+
+def test_the_server_assigns_a_session_to_its_revision_when_asked(models_dir, start):
+    """The route's rule-level header asks the answering server for the variant cookie."""
+    _, server = start.server(models_dir / "churn-sklearn-v1", None, env={"MODELOPS_REVISION": "r-7f3a"})
+    rows = {"rows": to_rows(customers(2, seed=5))}
+    asked = httpx.post(server + "/predict", json=rows, headers={"X-Modelops-Sticky-Cookie": "exp"})
+    assert asked.status_code == 200
+    assert asked.headers["set-cookie"] == "exp=r-7f3a; Path=/; HttpOnly; SameSite=Lax"
+    returning = httpx.post(server + "/predict", json=rows, headers={"Cookie": "exp=r-7f3a"})
+    assert returning.status_code == 200 and "set-cookie" not in returning.headers
+    bad = httpx.post(server + "/predict", json={"rowz": []}, headers={"X-Modelops-Sticky-Cookie": "exp"})
+    assert bad.status_code == 400 and bad.headers["set-cookie"].startswith("exp=r-7f3a")
