@@ -7,17 +7,20 @@
 # With --kind, also what an offline kind node image needs (hack/kind/build-offline-images.sh):
 #   kubelet kubeadm kube-proxy                                          (hack/k8s module)
 #   coredns                                                             (go install)
+# With --gateways, also the Gateway API implementations of the gateway tests
+# (hack/build-gateways.sh: envoy-gateway, Envoy, traefik).
 # Only missing (or stale: pinned version changed) binaries are built.
-# Usage: hack/build-binaries.sh [--force] [--kind]
+# Usage: hack/build-binaries.sh [--force] [--kind] [--gateways]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0 kind=0
+force=0 kind=0 gateways=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     --kind) kind=1 ;;
-    *) die "unknown argument $arg (usage: hack/build-binaries.sh [--force] [--kind])" ;;
+    --gateways) gateways=1 ;;
+    *) die "unknown argument $arg (usage: hack/build-binaries.sh [--force] [--kind] [--gateways])" ;;
   esac
 done
 
@@ -183,3 +186,9 @@ names=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok k
 for name in "${names[@]}"; do
   report "$name"
 done
+
+# --- Gateway API implementations (--gateways) -----------------------------------------
+# Its own script, lock and cache directory (they do not depend on KUBE_VERSION).
+if ((gateways)); then
+  if ((force)); then "$HACK_DIR/build-gateways.sh" --force; else "$HACK_DIR/build-gateways.sh"; fi
+fi

@@ -12,6 +12,12 @@ BIN_DIR="$MODELOPS_CACHE/bin/$KUBE_VERSION"
 CLUSTER_NAME="${MODELOPS_CLUSTER_NAME:-modelops}"
 CLUSTER_DIR="$MODELOPS_CACHE/clusters/$CLUSTER_NAME"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
+# Gateway API implementations (hack/build-gateways.sh): envoy-gateway and traefik in
+# GATEWAY_BIN_DIR; Envoy where Envoy Gateway's host mode (func-e) looks for it under its
+# data home: $ENVOY_DATA_HOME/envoy-versions/$ENVOY_VERSION/bin/envoy.
+GATEWAY_DIR="$MODELOPS_CACHE/gateways"
+GATEWAY_BIN_DIR="$GATEWAY_DIR/bin"
+ENVOY_DATA_HOME="$GATEWAY_DIR/envoy-data"
 # kwokctl keeps its state (pki, etcd data, logs, pids) under $KWOK_WORKDIR/clusters/<name>.
 export KWOK_WORKDIR="$MODELOPS_CACHE/kwok"
 
