@@ -5,6 +5,11 @@
   at the end, unless MODELOPS_KEEP_CLUSTER=1.
 - `namespace` (function): a fresh namespace t-<test>-<random>, deleted afterwards (the
   session waits, bounded, for all of them to be gone at its end).
+- `envoy_gateway`, `traefik_gateway` (session): a real Gateway API implementation with
+  one Gateway that admits routes from every namespace (tests/gateways.py), started on
+  first use. `gateway_routing(impl, namespace)` is a ModelDeployment's trafficRouting
+  through it, with a hostname of the namespace's own: routes left behind by an earlier
+  test's namespace (still being deleted) never answer for this one.
 Tests that use them are marked `cluster` automatically (`-m "not cluster"` skips them).
 """
 
@@ -12,7 +17,7 @@ import warnings
 
 import pytest
 
-from tests import kube
+from tests import gateways, kube
 
 
 def pytest_configure(config):
@@ -53,3 +58,25 @@ def namespace(cluster, request):
     # Deleting a namespace takes >= 5 s (kube-controller-manager's fixed grace period), so
     # tests do not wait for it one by one: the session waits for all of them at its end.
     kube.delete_namespace(cluster, name, wait=False)
+
+
+@pytest.fixture(scope="session")
+def envoy_gateway(cluster, tmp_path_factory):
+    impl = gateways.start_envoy_gateway(cluster, tmp_path_factory.mktemp("envoy-gateway"))
+    yield impl
+    impl.stop()
+
+
+@pytest.fixture(scope="session")
+def traefik_gateway(cluster, tmp_path_factory):
+    impl = gateways.start_traefik(cluster, tmp_path_factory.mktemp("traefik"))
+    yield impl
+    impl.stop()
+
+
+def route_host(namespace: str) -> str:
+    return f"{namespace}.modelops.test"
+
+
+def gateway_routing(impl, namespace: str) -> dict:
+    return {"gatewayAPI": {"parentRefs": [dict(impl.parent_ref)], "hostnames": [route_host(namespace)]}}

@@ -78,7 +78,10 @@ def render_status(md: dict, now: datetime | None = None) -> str:
     if conditions:
         lines.append("Conditions:  " + "  ".join(f"{c['type']}={c['status']}" for c in conditions))
         for c in conditions:
-            if c["status"] == "True" and c["type"] in ("Paused", "Degraded", "InvalidSpec"):
+            # The ones a person has to act on: set problems, and a route no gateway serves.
+            problem = c["status"] == "True" and c["type"] in ("Paused", "Degraded", "InvalidSpec") or \
+                c["status"] == "False" and c["type"] == "RouteReady"
+            if problem:
                 lines.append(f"  {c['type']}: {c.get('reason')}: {c.get('message')}")
     transition = st.get("transition")
     if transition:

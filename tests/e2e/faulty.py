@@ -28,10 +28,27 @@ class Flaky:
         return self.model.predict_proba(x)
 
 
-def flaky_model_dir(source: Path, target: Path, rate: float) -> Path:
-    """A copy of an sklearn model directory whose model fails `rate` of its calls."""
+def flaky_model_dir(source: Path, target: Path, rate: float, delay: float = 0.0) -> Path:
+    """A copy of an sklearn model directory whose model fails `rate` of its calls and,
+    with `delay`, takes that many seconds over each."""
     import joblib
 
     shutil.copytree(source, target)
-    joblib.dump(Flaky(joblib.load(source / "model.joblib"), rate), target / "model.joblib")
+    model = joblib.load(source / "model.joblib")
+    joblib.dump(Hanging(model, rate, delay) if delay else Flaky(model, rate), target / "model.joblib")
     return target
+
+
+class Hanging(Flaky):
+    """Takes `delay` seconds over every call, and fails a share `rate` of them."""
+
+    def __init__(self, model, rate: float, delay: float, seed: int = 0):
+        super().__init__(model, rate, seed)
+        self.delay = delay
+
+    def _maybe_fail(self) -> None:
+        import time
+
+        time.sleep(self.delay)
+        super()._maybe_fail()
+

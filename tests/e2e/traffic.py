@@ -1,10 +1,12 @@
 """Live traffic for a ModelDeployment, routed as the cluster would route it.
 
 Replica-ratio routing: every request picks one ready endpoint of the entry Service's
-EndpointSlices uniformly at random, as kube-proxy does, so the candidate's share is its
-share of endpoints. Gateway API routing: a backend Service by the HTTPRoute's
-backendRef weights, then one of its endpoints uniformly. Routing state is re-read in
-the background every `refresh` seconds.
+EndpointSlices uniformly at random, as kube-proxy does (the local cluster runs no
+kube-proxy), so the candidate's share is its share of endpoints. Gateway API routing:
+every request goes to a real gateway's listener (tests/gateways.py) with the route's
+hostname, and the gateway alone decides which backend serves it; the answer names the
+model version that served it, which the ModelDeployment's status maps to a revision.
+Routing state is re-read in the background every `refresh` seconds.
 
 The rows are synthetic churn customers (examples/churn_data.py). The traffic can turn
 drifted at any moment (`drift("mean", "monthly_charges", 2.0)`), and every row sent is
@@ -55,32 +57,20 @@ class Endpoint:
     revision: str | None
 
 
-def weighted_pick(rng: random.Random, options: list[tuple[int, list[Endpoint], object]]) -> tuple[Endpoint, object] | None:
-    """A backend of `options` [(weight, its live endpoints, tag)] by weight, among those with
-    endpoints, then one of its endpoints uniformly: (endpoint, tag), or None."""
-    live = [(w, eps, tag) for w, eps, tag in options if w > 0 and eps]
-    if not live:
-        return None
-    x = rng.uniform(0, sum(w for w, _, _ in live))
-    for w, eps, tag in live:
-        if x < w:
-            return rng.choice(eps), tag
-        x -= w
-    _, eps, tag = live[-1]
-    return rng.choice(eps), tag
-
-
 @dataclass
 class Routing:
-    """Backends with their weights, each with its ready endpoints."""
+    """The entry Service's ready endpoints (replica routing), and the revisions."""
 
-    backends: list[tuple[int, list[Endpoint]]] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
     stable: str | None = None
     candidate: str | None = None
 
     def pick(self, rng: random.Random, serving=lambda ip: True) -> Endpoint | None:
-        picked = weighted_pick(rng, [(w, [e for e in eps if serving(e.ip)], None) for w, eps in self.backends])
-        return picked[0] if picked else None
+        """One live endpoint, uniformly, as kube-proxy picks one per connection."""
+        live = [e for e in self.endpoints if serving(e.ip)]
+        return rng.choice(live) if live else None
+
+    versions: dict[str, str] = field(default_factory=dict)  # model version -> revision
 
     def track(self, revision: str | None) -> str:
         if revision and revision == self.candidate:
@@ -89,12 +79,18 @@ class Routing:
             return "stable"
         return "other"
 
+    def revision_of(self, answer: dict | None) -> str | None:
+        """The revision that served a request, from the version its answer names."""
+        version = ((answer or {}).get("model") or {}).get("version")
+        return self.versions.get(version) if version else None
+
 
 class TrafficDriver:
     """Sends POST /predict at `rate` requests/s with `rows` rows each, from a thread."""
 
     def __init__(self, cluster, namespace: str, name: str, rate: float = 10.0, rows: int = 5,
-                 serving=None, seed: int = 1, refresh: float = 0.5, pool: int = 20_000, service: str | None = None):
+                 serving=None, seed: int = 1, refresh: float = 0.5, pool: int = 20_000, service: str | None = None,
+                 gateway=None, host: str | None = None):
         from kubernetes import client, config
 
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
@@ -103,6 +99,10 @@ class TrafficDriver:
         self.namespace, self.name = namespace, name
         self.service = service or name  # e.g. NAME-preview, for smoke traffic to a blue-green preview
         self.rate, self.rows = rate, rows
+        # A running gateway (tests/gateways.py) and the route's hostname: requests go there.
+        self.gateway, self.host = gateway, host
+        # Every answered request through the gateway: its latency in seconds.
+        self.latencies: list[tuple[float, float]] = []  # (time sent, seconds)
         # Stands in for readiness probes kwok does not run: skip endpoints whose
         # processes do not answer yet (a real kubelet keeps them out of the slices).
         self.serving = serving or (lambda ip: True)
@@ -185,19 +185,17 @@ class TrafficDriver:
         st = md.get("status") or {}
         routing = Routing(stable=(st.get("stable") or {}).get("revision"),
                           candidate=(st.get("candidate") or {}).get("revision"))
-        if "gatewayAPI" in ((md["spec"].get("strategy") or {}).get("trafficRouting") or {}):
-            route = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace,
-                                                             "httproutes", self.name, _request_timeout=10)
-            self._follow_route(route, routing)
-        else:
-            routing.backends.append((1, self._endpoints(self.service)))
+        with self._lock:
+            versions = dict(self.routing.versions)  # a promoted version keeps its revision
+        for track in ("stable", "candidate"):
+            entry = st.get(track) or {}
+            if entry.get("version") and entry.get("revision"):
+                versions[entry["version"]] = entry["revision"]
+        routing.versions = versions
+        if self.gateway is None:
+            routing.endpoints = self._endpoints(self.service)
         with self._lock:
             self.routing = routing
-
-    def _follow_route(self, route: dict, routing: Routing) -> None:
-        # The last rule is the default split; earlier ones match headers (A/B).
-        for ref in route["spec"]["rules"][-1]["backendRefs"]:
-            routing.backends.append((int(ref.get("weight", 1)), self._endpoints(ref["name"])))
 
     def _route_loop(self) -> None:
         while not self._stop.wait(self.refresh):
@@ -228,6 +226,14 @@ class TrafficDriver:
                     next_at = time.monotonic()  # behind: do not burst to catch up
 
     def _send_one(self, http: httpx.Client) -> None:
+        if self.gateway is not None:
+            rows = self._next_rows()
+            sent, status, answer, _ = self._through_gateway(http, rows)
+            with self._lock:
+                routing = self.routing
+            revision = routing.revision_of(answer)
+            self._record(sent, routing.track(revision), revision, status, len(rows))
+            return
         with self._lock:
             routing = self.routing
             # Readiness is re-checked per request: a real kubelet and kube-proxy take
@@ -250,6 +256,25 @@ class TrafficDriver:
         except httpx.HTTPError:
             status = 0  # connection refused or reset: the endpoint went away
         return sent, status
+
+    def _through_gateway(self, http: httpx.Client, rows: list[dict], headers: dict | None = None
+                         ) -> tuple[float, int, dict | None, httpx.Response | None]:
+        """POST /predict to the gateway's listener: (time sent, HTTP status or 0 when the
+        gateway could not be reached, the answer's JSON, the response)."""
+        sent, t0 = time.time(), time.perf_counter()
+        try:
+            resp = http.post(f"{self.gateway.url}/predict", content=json.dumps({"rows": rows}),
+                             headers={"content-type": "application/json", "host": self.host, **(headers or {})})
+        except httpx.HTTPError:
+            return sent, 0, None, None
+        elapsed = time.perf_counter() - t0
+        try:
+            answer = resp.json() if resp.status_code == 200 else None
+        except ValueError:
+            answer = None
+        with self._lock:
+            self.latencies.append((sent, elapsed))
+        return sent, resp.status_code, answer, resp
 
     def _record(self, sent: float, track: str, revision: str | None, status: int, rows: int) -> None:
         with self._lock:

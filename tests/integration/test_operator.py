@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ..conftest import gateway_routing
 from ..prom import Prometheus
 from ..kube import wait_for
 from .operator_harness import OperatorProcess, children, event_reasons, get_md, install_chart, wait_phase
@@ -20,7 +21,6 @@ pytestmark = pytest.mark.cluster
 RELEASE = "modelops-op"
 PASS = [{"name": "healthy", "query": "vector(1)", "min": 1}]
 FAIL = [{"name": "healthy", "query": "vector(0)", "min": 1}]
-GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway"}]}}
 
 
 def md(name, version="1.0.0", strategy=None, checks=PASS, replicas=4, **analysis):
@@ -168,8 +168,9 @@ def test_blue_green(cluster, namespace, operator):
     wait_for(lambda: list(deployments(cluster, namespace, "fraud")) == ["3.0.0"], 30, message="old colour removed")
 
 
-def test_shadow_mirrors_through_the_route(cluster, namespace, operator):
-    strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 40, "duration": "4s"}, "trafficRouting": GATEWAY}
+def test_shadow_mirrors_through_the_route(cluster, namespace, operator, envoy_gateway):
+    strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 40, "duration": "4s"},
+                "trafficRouting": gateway_routing(envoy_gateway, namespace)}
     apply(cluster, namespace, md("pricing", strategy=strategy, replicas=2))
     wait_phase(cluster, namespace, "pricing", "Succeeded", "1.0.0")
     set_version(cluster, namespace, "pricing", "2.0.0")
@@ -180,14 +181,14 @@ def test_shadow_mirrors_through_the_route(cluster, namespace, operator):
         return filters and filters[0]["requestMirror"]["percent"] == 40 and route
 
     route = wait_for(mirroring, 60, message="mirroring route")
-    assert route["spec"]["parentRefs"][0]["name"] == "ml-gateway"
-    assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
+    assert route["spec"]["parentRefs"][0]["name"] == envoy_gateway.parent_ref["name"]
+    assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["pricing-stable"]
     wait_phase(cluster, namespace, "pricing", "Succeeded", "2.0.0")
     assert "ShadowStarted" in event_reasons(cluster, namespace, "pricing")
 
 
-def test_ab_test_keeps_the_control_without_a_winner(cluster, namespace, operator):
-    strategy = {"type": "ABTest", "trafficRouting": GATEWAY, "abTest": {
+def test_ab_test_keeps_the_control_without_a_winner(cluster, namespace, operator, envoy_gateway):
+    strategy = {"type": "ABTest", "trafficRouting": gateway_routing(envoy_gateway, namespace), "abTest": {
         "split": {"candidateWeight": 30},
         "decision": {"baselineRate": 0.1, "minimumDetectableEffect": 0.02, "maxDuration": "6s"}}}
     apply(cluster, namespace, md("offers", strategy=strategy, replicas=2))
@@ -315,8 +316,9 @@ def test_invalid_spec_that_slipped_past_validation(cluster, namespace, operator)
                         "-p", json.dumps([{"op": "add", "path": path, "value": rules}]))
 
 
-def test_shadow_failure_never_takes_traffic(cluster, namespace, operator):
-    strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 100, "duration": "30s"}, "trafficRouting": GATEWAY}
+def test_shadow_failure_never_takes_traffic(cluster, namespace, operator, envoy_gateway):
+    strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 100, "duration": "30s"},
+                "trafficRouting": gateway_routing(envoy_gateway, namespace)}
     apply(cluster, namespace, md("pricing", strategy=strategy, replicas=2))
     wait_phase(cluster, namespace, "pricing", "Succeeded", "1.0.0")
     set_version(cluster, namespace, "pricing", "2.0.0", analysis={"customChecks": FAIL})
@@ -332,3 +334,26 @@ def test_shadow_failure_never_takes_traffic(cluster, namespace, operator):
     route = wait_for(rolled_back, 60, interval=0.3, message="shadow rolled back and its mirror removed")
     assert weights <= {0}  # the candidate only ever saw mirrored requests
     assert "filters" not in route["spec"]["rules"][0]
+
+
+def test_a_route_whose_gateway_does_not_exist_holds_the_rollout(cluster, namespace, operator):
+    routing = {"gatewayAPI": {"parentRefs": [{"name": "no-such-gateway"}]}}
+    strategy = {"type": "Canary", "canary": {"steps": [{"weight": 25}]}, "trafficRouting": routing}
+    apply(cluster, namespace, md("churn", strategy=strategy, replicas=2))
+    wait_phase(cluster, namespace, "churn", "Succeeded", "1.0.0")
+
+    def route_ready():
+        st = get_md(cluster, namespace, "churn").get("status") or {}
+        return next((c for c in st.get("conditions", []) if c["type"] == "RouteReady"), None)
+    cond = wait_for(lambda: (c := route_ready()) and c["reason"] == "GatewayNotFound" and c, 30,
+                    message="RouteReady names the missing Gateway")
+    assert cond["status"] == "False" and f"{namespace}/no-such-gateway does not exist" in cond["message"]
+    shown = plugin(cluster, namespace, "status", "churn").stdout
+    assert "RouteReady: GatewayNotFound" in shown and "no-such-gateway does not exist" in shown, shown
+    set_version(cluster, namespace, "churn", "2.0.0")
+    time.sleep(8)
+    st = get_md(cluster, namespace, "churn")["status"]
+    # The candidate may start its pods, but no traffic moves and nothing is analysed.
+    assert st["weights"]["candidate"] == 0 and st.get("stage") == "Scaling" and "lastVerdict" not in st, st
+    route = json.loads(cluster.kubectl("get", "httproute", "churn", "-n", namespace, "-o", "json").stdout)
+    assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["churn-stable"]

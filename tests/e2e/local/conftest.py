@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ... import kube
+from ...conftest import gateway_routing, route_host
 from ...integration.conftest import install_crd
 from ...integration.operator_harness import OperatorProcess, get_md, install_chart, wait_phase
 from ..podrunner import PodRunner
@@ -120,6 +121,14 @@ class Stack:
     workdir: Path
     drivers: list[TrafficDriver] = field(default_factory=list)
     watchers: list[StatusLog] = field(default_factory=list)
+    gateway: object = None  # tests/gateways.GatewayImpl that carries gatewayAPI traffic
+    host: str | None = None
+
+    def through(self, impl) -> dict:
+        """Routes this stack's traffic through a real gateway; returns the trafficRouting
+        for its ModelDeployments."""
+        self.gateway, self.host = impl, route_host(self.namespace)
+        return gateway_routing(impl, self.namespace)
 
     def apply(self, doc: dict) -> None:
         self.cluster.apply(doc, namespace=self.namespace)
@@ -137,6 +146,8 @@ class Stack:
         self.runner.wait_serving(count, timeout, revision=revision)
 
     def traffic(self, name: str = "churn", **kw) -> TrafficDriver:
+        kw.setdefault("gateway", self.gateway)
+        kw.setdefault("host", self.host)
         driver = TrafficDriver(self.cluster, self.namespace, name, serving=self.runner.serving, **kw).start()
         self.drivers.append(driver)
         return driver
