@@ -114,10 +114,7 @@ class GatewayImpl:
         for proc in reversed(self._procs):
             _stop_tree(proc)
         self._procs.clear()
-        self.cluster.kubectl("delete", "gateway", self.parent_ref["name"], "-n", self.parent_ref["namespace"],
-                             "--ignore-not-found", "--wait=false", check=False)
-        self.cluster.kubectl("delete", "gatewayclass", self.gateway_class, "--ignore-not-found",
-                             "--wait=false", check=False)
+        _remove_gateway_objects(self.cluster, self.parent_ref["name"], self.gateway_class, wait=False)
         while self._cleanup:
             self._cleanup.pop()()
 
@@ -252,6 +249,19 @@ def _gateway_objects(name: str, gateway_class: str, controller: str, port: int) 
     ]
 
 
+def _remove_gateway_objects(cluster: kube.Cluster, gateway: str, gateway_class: str, wait: bool) -> None:
+    """Deletes the Gateway and GatewayClass, dropping their finalizers: the controller that
+    would remove them (Envoy Gateway's gateway-exists finalizer) is no longer running."""
+    for kind, ns in (("gateway", ["-n", GATEWAY_NAMESPACE]), ("gatewayclass", [])):
+        name = gateway if kind == "gateway" else gateway_class
+        cluster.kubectl("delete", kind, name, *ns, "--ignore-not-found", "--wait=false", check=False)
+        cluster.kubectl("patch", kind, name, *ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                        check=False)
+        if wait:
+            kube.wait_for(lambda: cluster.kubectl("get", kind, name, *ns, "--ignore-not-found", "-o", "name")
+                          .stdout.strip() == "", 30, 0.2, f"{kind} {name} to be gone")
+
+
 def _condition(obj: dict, type_: str, conditions: list | None = None) -> dict | None:
     for c in conditions if conditions is not None else obj.get("status", {}).get("conditions", []):
         if c.get("type") == type_:
@@ -266,7 +276,8 @@ def _gateway_ready(cluster: kube.Cluster, name: str) -> bool:
     AddressNotAssigned: there is no Service to take an address from.)"""
     gw = cluster.get_json("gateway", name, namespace=GATEWAY_NAMESPACE)
     accepted = _condition(gw, "Accepted")
-    if not accepted or accepted["status"] != "True" or accepted.get("observedGeneration") != gw["metadata"]["generation"]:
+    generation = gw["metadata"]["generation"]
+    if not accepted or accepted["status"] != "True" or accepted.get("observedGeneration") != generation:
         return False
     listeners = gw.get("status", {}).get("listeners", [])
     return bool(listeners) and all(
@@ -325,10 +336,15 @@ class HttpBackend:
         self.name = name
         self.ip = ip
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._connections: set[socket.socket] = set()
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body in one write, sent at once: otherwise the proxy's delayed
+            # ACK holds the body back ~40 ms on a kept-alive connection (Nagle).
+            wbufsize = 65536
+            disable_nagle_algorithm = True
 
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -346,6 +362,14 @@ class HttpBackend:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
 
+            def setup(self):
+                super().setup()
+                backend._connections.add(self.connection)
+
+            def finish(self):
+                backend._connections.discard(self.connection)
+                super().finish()
+
             def log_message(self, *args):
                 pass
 
@@ -356,8 +380,14 @@ class HttpBackend:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops listening and closes the connections proxies keep alive (so nothing answers)."""
         self._server.shutdown()
         self._server.server_close()
+        for conn in list(self._connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> HttpBackend:
         return self
@@ -426,6 +456,8 @@ def _start(impl: GatewayImpl, launch: Callable[[], None]) -> GatewayImpl:
     """Applies the Gateway objects, launches, waits for the Gateway and the probe; stops on failure."""
     try:
         _ensure_namespace(impl.cluster, GATEWAY_NAMESPACE)
+        # A clean slate: what an earlier run that did not stop left behind goes first.
+        _remove_gateway_objects(impl.cluster, impl.parent_ref["name"], impl.gateway_class, wait=True)
         impl.cluster.apply(_gateway_objects(impl.parent_ref["name"], impl.gateway_class, impl.controller_name,
                                             impl.port))
         started = time.monotonic()
@@ -531,7 +563,10 @@ def start_traefik(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
     cmd = [str(paths["traefik"]),
            f"--entryPoints.web.address=127.0.0.1:{TRAEFIK_PORT}",
            "--providers.kubernetesGateway=true",
-           "--log.level=INFO", "--log.noColor=true", "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
+           # Apply each configuration change at once (default: at most one per 2 s).
+           "--providers.providersThrottleDuration=100ms",
+           "--log.level=INFO", "--log.noColor=true",
+           "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
     impl = GatewayImpl(name=TRAEFIK, url=f"http://127.0.0.1:{TRAEFIK_PORT}", port=TRAEFIK_PORT,
                        parent_ref={"name": TRAEFIK, "namespace": GATEWAY_NAMESPACE},
                        controller_name=TRAEFIK_CONTROLLER, gateway_class=f"modelops-{TRAEFIK}",
