@@ -61,32 +61,38 @@ TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"  # fixed by Traefik
 # other port (no api, ping or metrics).
 TRAEFIK_PORT = 10180
 
-# Loopback "pod" IPs of the start-up probes' backends (kwok allocates from the bottom of
-# 127.1.0.0/16; tests use 127.1.250.x).
+# Loopback "pod" IPs of the start-up probes' backends: high in kwok's pod pool
+# 127.1.0.0/16, far from the addresses it hands out first (tests use 127.1.250.x).
 PROBE_BACKEND_IPS = {ENVOY_GATEWAY: "127.1.251.1", TRAEFIK: "127.1.251.2"}
 
 
 # --- binaries ---------------------------------------------------------------------------
 
 
-def gateway_paths() -> dict[str, Path]:
-    """Where hack/build-gateways.sh puts things: envoy-gateway, traefik, envoy, envoy_data_home."""
+@dataclass(frozen=True)
+class GatewayBinaries:
+    """Where hack/build-gateways.sh puts things."""
+
+    envoy_gateway: Path
+    traefik: Path
+    envoy: Path  # <envoy_data_home>/envoy-versions/<envoy_version>/bin/envoy
+    envoy_data_home: Path  # Envoy Gateway's host-mode dataHome (func-e finds Envoy there)
+    envoy_version: str
+
+
+def gateway_binaries() -> GatewayBinaries:
     v = kube._lib_vars("GATEWAY_BIN_DIR", "ENVOY_DATA_HOME", "ENVOY_VERSION")
-    bin_dir, data_home = Path(v["GATEWAY_BIN_DIR"]), Path(v["ENVOY_DATA_HOME"])
-    return {
-        "envoy-gateway": bin_dir / "envoy-gateway",
-        "traefik": bin_dir / "traefik",
-        "envoy": data_home / "envoy-versions" / v["ENVOY_VERSION"] / "bin" / "envoy",
-        "envoy_data_home": data_home,
-        "envoy_version": Path(v["ENVOY_VERSION"]),
-    }
+    bin_dir, data_home, version = Path(v["GATEWAY_BIN_DIR"]), Path(v["ENVOY_DATA_HOME"]), v["ENVOY_VERSION"]
+    return GatewayBinaries(envoy_gateway=bin_dir / "envoy-gateway", traefik=bin_dir / "traefik",
+                           envoy=data_home / "envoy-versions" / version / "bin" / "envoy",
+                           envoy_data_home=data_home, envoy_version=version)
 
 
-def ensure_gateway_binaries(timeout: float = 3600) -> dict[str, Path]:
+def ensure_gateway_binaries(timeout: float = 3600) -> GatewayBinaries:
     """hack/build-gateways.sh (builds what is missing or stale: minutes when cold, ~0.05 s
-    otherwise), then the paths."""
+    otherwise), then where the binaries are."""
     kube._hack("build-gateways.sh", timeout=timeout)
-    return gateway_paths()
+    return gateway_binaries()
 
 
 # --- a running implementation ------------------------------------------------------------
@@ -492,11 +498,11 @@ def start_envoy_gateway(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
     env.pop("KUBERNETES_SERVICE_HOST", None)
     # func-e would otherwise look up the version of Envoy over the network: v1.9.1 cannot
     # parse it from its default image name (the tag ends in a digest).
-    env["ENVOY_VERSION"] = str(paths["envoy_version"])
+    env["ENVOY_VERSION"] = paths.envoy_version
 
     # One CA for both ends of xDS: certs/envoy-gateway (the server; the Kubernetes provider
     # reads it at /certs), certs/envoy (Envoy's client cert, found under configHome).
-    kube.run([str(paths["envoy-gateway"]), "certgen", "--local", "--config-home", str(dirs["config"])], env=env)
+    kube.run([str(paths.envoy_gateway), "certgen", "--local", "--config-home", str(dirs["config"])], env=env)
     certs = dirs["config"] / "certs"
     _ensure_namespace(cluster, ENVOY_GATEWAY_SYSTEM_NAMESPACE)
     cluster.apply([
@@ -516,7 +522,7 @@ def start_envoy_gateway(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
             "resource": {"type": "Kubernetes", "kubernetes": {"leaderElection": {"disable": True}}},
             "infrastructure": {"type": "Host", "host": {
                 "configHome": str(dirs["config"]),
-                "dataHome": str(paths["envoy_data_home"]),  # read only: envoy-versions/V/bin/envoy
+                "dataHome": str(paths.envoy_data_home),  # read only: envoy-versions/V/bin/envoy
                 "stateHome": str(dirs["state"]),
                 "runtimeDir": str(dirs["run"]),
             }},
@@ -531,7 +537,7 @@ def start_envoy_gateway(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
     # /certs: the server's files bind-mounted in a private mount namespace (only this
     # process tree sees them); the host gets at most an empty mount point.
     ENVOY_GATEWAY_CERTS.mkdir(exist_ok=True)
-    server = [str(paths["envoy-gateway"]), "server", "--config-path", str(config_path)]
+    server = [str(paths.envoy_gateway), "server", "--config-path", str(config_path)]
     cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
            'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh",
            str(certs / "envoy-gateway"), str(ENVOY_GATEWAY_CERTS), *server]
@@ -560,7 +566,7 @@ def start_traefik(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
     env.pop("KUBERNETES_SERVICE_HOST", None)
     env.pop("KUBERNETES_SERVICE_PORT", None)
     log = work / "traefik.log"
-    cmd = [str(paths["traefik"]),
+    cmd = [str(paths.traefik),
            f"--entryPoints.web.address=127.0.0.1:{TRAEFIK_PORT}",
            "--providers.kubernetesGateway=true",
            # Apply each configuration change at once (default: at most one per 2 s).
