@@ -11,16 +11,29 @@
 # hack/kind/build-offline-images.sh makes a Debian base, a Python base for our
 # Dockerfiles (BASE_IMAGE), the control-plane images and the kind node image.
 #
+# The machine is made ready first (hack/kind/host.sh): the Docker engine started, or
+# Debian's docker.io installed and started; where root lacks capabilities that `docker run
+# --privileged` asks for, hack/kind/runc-drop-missing-caps installed as Docker's default
+# runtime. Every change is logged; without a way to have Docker the run is SKIPPED.
+#
 # Usage: hack/e2e-kind.sh [pytest args]   (make e2e-kind)
 # Env: KIND_CLUSTER (default modelops-e2e), KEEP_CLUSTER=1 to keep it afterwards,
-#      MODELOPS_KIND_OFFLINE=1|0|auto (default auto).
+#      MODELOPS_KIND_OFFLINE=1|0|auto (default auto),
+#      MODELOPS_KIND_HOST_SETUP=0 to change nothing on the machine (only report).
 # On failure the cluster's state (pods, events, operator log) is left in build/e2e-kind/.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-  echo "e2e-kind: SKIPPED - no Docker engine here (kind runs Kubernetes nodes as Docker containers)." >&2
+# What the machine needs (a running Docker engine, privileged containers that start,
+# /lib/modules, debootstrap) is put in place by hack/kind/host.sh, which logs each change
+# ("machine: CHANGED: ...") and sums them up; MODELOPS_KIND_HOST_SETUP=0 changes nothing.
+# shellcheck source=kind/host.sh
+source "$HACK_DIR/kind/host.sh"
+if ! host_docker; then
+  host_report
+  echo "e2e-kind: SKIPPED - $host_skip_reason (kind runs Kubernetes nodes as Docker containers)." >&2
   echo "e2e-kind: the same scenarios run on the local control plane with 'make e2e'." >&2
   exit 0
 fi
@@ -51,6 +64,9 @@ timed() { # label command...
   return "$rc"
 }
 
+if [[ "$offline" == 1 ]]; then host_kind --offline; else host_kind; fi
+host_report
+
 build_args=()
 node_image_args=()
 if [[ "$offline" == 1 ]]; then
@@ -71,22 +87,6 @@ build_images() {
 }
 log "building images (operator, monitor, model server)"
 timed "images" build_images
-
-# kind bind-mounts the host's /lib/modules into its nodes (for kube-proxy's modprobe);
-# a machine without loadable modules has none.
-if [[ ! -d /lib/modules ]]; then
-  [[ "$(id -u)" == 0 ]] || die "/lib/modules is missing and kind bind-mounts it: sudo mkdir -p /lib/modules"
-  mkdir -p /lib/modules
-fi
-
-# kind runs its nodes with `docker run --privileged`, which asks for every capability;
-# where root lacks some (CAP_SYS_RESOURCE in some VMs) runc fails to start them.
-bounding="$(awk '/^CapBnd:/ {print $2}' /proc/self/status)"
-if (((0x$bounding & 0x1ffffffffff) != 0x1ffffffffff)) &&
-  [[ "$(docker info -f '{{.DefaultRuntime}}' 2>/dev/null)" != runc-drop-missing-caps ]]; then
-  die "root here lacks capabilities (CapBnd $bounding) that 'docker run --privileged' asks for; kind's nodes" \
-    "cannot start. Use hack/kind/runc-drop-missing-caps as Docker's default runtime (see its header)."
-fi
 
 config="$MODELOPS_CACHE/kind-$cluster.yaml"
 {
@@ -123,6 +123,7 @@ finish() {
     "$kind" delete cluster --name "$cluster" >/dev/null 2>&1 || true
   fi
   log "timings: ${timings[*]}"
+  ((${#host_changes[@]} == 0)) || log "machine changes made by this run: $(IFS=';'; echo "${host_changes[*]}")"
   exit "$status"
 }
 trap finish EXIT
