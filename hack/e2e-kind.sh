@@ -123,7 +123,7 @@ finish() {
     "$kind" delete cluster --name "$cluster" >/dev/null 2>&1 || true
   fi
   log "timings: ${timings[*]}"
-  ((${#host_changes[@]} == 0)) || log "machine changes made by this run: $(IFS=';'; echo "${host_changes[*]}")"
+  ((${#host_changes[@]} == 0)) || log "machine changes made by this run: $(printf '%s; ' "${host_changes[@]}" | sed 's/; $//')"
   exit "$status"
 }
 trap finish EXIT

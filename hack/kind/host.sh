@@ -213,15 +213,16 @@ if json.dumps(conf, sort_keys=True) != before:
     print(json.dumps(conf, indent=2))
 ' "$HOST_RUNTIME_NAME" "$HOST_RUNTIME_PATH" 2>&1)" || die "$HOST_DAEMON_JSON: $merged"
   if [[ -n "$merged" ]]; then
-    local backup=""
+    local backup="the file is new"
     if as_root test -e "$HOST_DAEMON_JSON"; then
       backup="$HOST_DAEMON_JSON.before-modelops.$(date +%Y%m%d%H%M%S)"
       as_root cp -p "$HOST_DAEMON_JSON" "$backup"
+      backup="the previous file is $backup"
     fi
     # shellcheck disable=SC2016 # $1 is for the inner shell
     tail -n +2 <<<"$merged" | as_root sh -c 'mkdir -p "$(dirname "$1")" && cat >"$1.new" && mv "$1.new" "$1"' _ "$HOST_DAEMON_JSON"
     host_changed "$HOST_DAEMON_JSON: runtime $HOST_RUNTIME_NAME ($HOST_RUNTIME_PATH) added and made the default" \
-      "($(head -1 <<<"$merged"))${backup:+; the previous file is $backup}${backup:-; the file is new}"
+      "($(head -1 <<<"$merged")); $backup"
   fi
   if [[ "$(docker info -f '{{.DefaultRuntime}}' 2>/dev/null)" != "$HOST_RUNTIME_NAME" ]] ||
     [[ "$(docker info -f "{{(index .Runtimes \"$HOST_RUNTIME_NAME\").Path}}" 2>/dev/null)" != "$HOST_RUNTIME_PATH" ]]; then
@@ -298,7 +299,9 @@ host_kind() { # [--offline]
 }
 
 host_report() {
-  if ((${#host_changes[@]} == 0)); then
+  if ((${#host_changes[@]} == 0)) && [[ -n "$host_skip_reason" ]]; then
+    log "machine: nothing changed"
+  elif ((${#host_changes[@]} == 0)); then
     log "machine: nothing changed (everything e2e-kind needs was already in place)"
   else
     log "machine: ${#host_changes[@]} change(s) made:"
