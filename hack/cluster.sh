@@ -40,7 +40,8 @@ kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 # What the cluster was made from (this script, the versions, the binaries' build
 # stamps); a cluster made from anything else is recreated.
 config_id() {
-  cat "$HACK_DIR/versions.env" "${BASH_SOURCE[0]}" "$BIN_DIR"/.*.stamp 2>/dev/null | sha256sum | cut -c1-16
+  cat "$HACK_DIR/versions.env" "${BASH_SOURCE[0]}" "$HACK_DIR/kwok/pod-ready.yaml" "$BIN_DIR"/.*.stamp 2>/dev/null |
+    sha256sum | cut -c1-16
 }
 
 kwok_config() {
@@ -80,6 +81,19 @@ componentsPatches:
   - key: cidr
     value: $POD_CIDR
 EOF
+  # kwokctl's default stages, except pod-ready (hack/kwok/pod-ready.yaml: pods the e2e
+  # pod runner serves turn Ready only when they answer). Given any stage, kwokctl
+  # adds none of its defaults, so the others come from kwok's own module.
+  local stages f
+  stages="$(go_mod_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [[ -f "$stages/$f" ]] || die "no $f in sigs.k8s.io/kwok@$KWOK_VERSION"
+    printf -- '---\n'
+    cat "$stages/$f"
+  done
+  printf -- '---\n'
+  cat "$HACK_DIR/kwok/pod-ready.yaml"
 }
 
 nodes_manifest() {

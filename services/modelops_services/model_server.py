@@ -34,7 +34,7 @@ from .feedback_routing import Owner, monitor_url
 from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
 from .schema import SchemaError
-from .sticky import StickyVariantMiddleware
+from .sticky import RevisionMiddleware
 
 # BentoML's sampler records every request's tracing spans even at sample rate 0.
 # They are reference cycles that only full garbage collections reclaim, which then
@@ -195,5 +195,5 @@ class ModelService:
         self.forwarder.submit(rec)
 
 
-# A/B sessions get their variant cookie from the server that answers (sticky.py).
-ModelService.add_asgi_middleware(StickyVariantMiddleware)
+# Answers name their revision; A/B sessions get their variant cookie from it (sticky.py).
+ModelService.add_asgi_middleware(RevisionMiddleware)

@@ -20,9 +20,13 @@ machine's: file:// model URIs (MODELOPS_MODEL_DIR) point at local directories su
 as those examples/train_churn.py writes. A pod whose model is baked into an image can
 be served by naming a directory for that image (`images=`).
 
-kwok marks pods Ready at once; the runner probes the containers' readiness endpoints
-itself (`serving()`), standing in for the kubelet's readinessProbe. Deleting a pod
-stops its processes (SIGTERM to the process group, SIGKILL after a grace period).
+The runner probes the containers' readiness endpoints itself (`serving()`), standing
+in for the kubelet's readinessProbe. Pods whose first image is under `podrunner.local/`
+start Running but not Ready (hack/kwok/pod-ready.yaml), and the runner writes their
+Ready condition as a kubelet would: True once every container answers, False when one
+dies. So their EndpointSlices, the gateways reading them and the operator all see real
+readiness. (kwok marks any other pod Ready at once.) Deleting a pod stops its processes
+(SIGTERM to the process group, SIGKILL after a grace period).
 
     python -m tests.e2e.podrunner --namespace ml [--image registry.example/churn:1.3.0=examples/models/churn-sklearn-v1]
 """
@@ -48,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LABEL_MD = "modelops.io/modeldeployment"
+READINESS_IMAGES = "podrunner.local/"  # images whose pods' readiness this runner reports
 log = logging.getLogger("podrunner")
 
 
@@ -95,6 +100,8 @@ class RunningPod:
     started: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None  # time.time() when every container answered
     stopping: bool = False
+    reports_readiness: bool = False
+    reported_ready: bool | None = None  # what the pod's Ready condition was last set to
 
     @property
     def model_url(self) -> str | None:
@@ -194,6 +201,8 @@ class PodRunner:
                 items = self.core.list_namespaced_pod(self.namespace, label_selector=LABEL_MD,
                                                       _request_timeout=10).to_dict()["items"]
                 self._sync(items)
+                for rp in self.running():
+                    self._report_readiness(rp)
             except Exception as err:  # noqa: BLE001 - the API server may hiccup; try again
                 log.warning("listing pods in %s failed: %s", self.namespace, err)
             self._stop.wait(self.poll)
@@ -214,7 +223,8 @@ class PodRunner:
             for pod in new:
                 meta = pod["metadata"]
                 rp = RunningPod(meta["name"], meta["uid"], pod["status"]["pod_ip"], meta.get("labels") or {},
-                                self.workdir / f"{meta['name']}-{meta['uid'][:8]}")
+                                self.workdir / f"{meta['name']}-{meta['uid'][:8]}",
+                                reports_readiness=pod["spec"]["containers"][0]["image"].startswith(READINESS_IMAGES))
                 self.pods[rp.uid] = rp
         for p in gone:
             self._spawn(self._stop_pod, p, self.drain)
@@ -255,10 +265,27 @@ class PodRunner:
                 rp.started_at = time.time()
                 rp.started.set()
                 log.info("pod %s serving at %s", rp.name, rp.ip)
+                self._report_readiness(rp)
                 return
             time.sleep(0.3)
         if not rp.stopping:
             rp.error = "containers did not become ready within 180s"
+
+    def _report_readiness(self, rp: RunningPod) -> None:
+        """Sets the pod's Ready condition to whether it serves, when that changed."""
+        ready = self.serving(rp.ip)
+        if not rp.reports_readiness or rp.stopping or rp.reported_ready == ready:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        value = "True" if ready else "False"
+        conditions = [{"type": t, "status": value, "lastTransitionTime": now} for t in ("Ready", "ContainersReady")]
+        try:
+            self.core.patch_namespaced_pod_status(rp.name, self.namespace, {"status": {"conditions": conditions}},
+                                                  _request_timeout=10)
+        except Exception as err:  # noqa: BLE001 - the next pass tries again
+            log.warning("pod %s: reporting Ready=%s failed: %s", rp.name, value, err)
+            return
+        rp.reported_ready = ready
 
     def _stop_pod(self, rp: RunningPod, drain: float = 0.0) -> None:
         rp.stopping = True

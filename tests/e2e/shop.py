@@ -22,7 +22,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from ..prom import free_port
-from .traffic import TrafficDriver
+from .traffic import TrafficDriver, served_by
 
 TRACK_VARIANT = {"stable": "control", "candidate": "candidate"}
 
@@ -80,10 +80,10 @@ class Shop(TrafficDriver):
             session = self.sessions[index]
             headers = {"cookie": "; ".join(f"{k}={v}" for k, v in session.cookies.items()), **self.headers(index)}
         rows = self._next_rows()
-        sent, status, answer, resp = self._through_gateway(http, rows, headers)
+        sent, status, resp = self._through_gateway(http, rows, headers)
         with self._lock:
             routing = self.routing
-        revision = routing.revision_of(answer)
+        revision = served_by(resp)
         track = routing.track(revision)
         self._record(sent, track, revision, status, len(rows))
         if status != 200:

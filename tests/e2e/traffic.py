@@ -5,7 +5,7 @@ EndpointSlices uniformly at random, as kube-proxy does (the local cluster runs n
 kube-proxy), so the candidate's share is its share of endpoints. Gateway API routing:
 every request goes to a real gateway's listener (tests/gateways.py) with the route's
 hostname, and the gateway alone decides which backend serves it; the answer names the
-model version that served it, which the ModelDeployment's status maps to a revision.
+revision that served it (the model server's X-Modelops-Revision header).
 Routing state is re-read in the background every `refresh` seconds.
 
 The rows are synthetic churn customers (examples/churn_data.py). The traffic can turn
@@ -70,8 +70,6 @@ class Routing:
         live = [e for e in self.endpoints if serving(e.ip)]
         return rng.choice(live) if live else None
 
-    versions: dict[str, str] = field(default_factory=dict)  # model version -> revision
-
     def track(self, revision: str | None) -> str:
         if revision and revision == self.candidate:
             return "candidate"
@@ -79,10 +77,10 @@ class Routing:
             return "stable"
         return "other"
 
-    def revision_of(self, answer: dict | None) -> str | None:
-        """The revision that served a request, from the version its answer names."""
-        version = ((answer or {}).get("model") or {}).get("version")
-        return self.versions.get(version) if version else None
+
+def served_by(resp: httpx.Response | None) -> str | None:
+    """The revision whose model server answered (None: no answer from a model server)."""
+    return resp.headers.get("x-modelops-revision") if resp is not None else None
 
 
 class TrafficDriver:
@@ -185,13 +183,6 @@ class TrafficDriver:
         st = md.get("status") or {}
         routing = Routing(stable=(st.get("stable") or {}).get("revision"),
                           candidate=(st.get("candidate") or {}).get("revision"))
-        with self._lock:
-            versions = dict(self.routing.versions)  # a promoted version keeps its revision
-        for track in ("stable", "candidate"):
-            entry = st.get(track) or {}
-            if entry.get("version") and entry.get("revision"):
-                versions[entry["version"]] = entry["revision"]
-        routing.versions = versions
         if self.gateway is None:
             routing.endpoints = self._endpoints(self.service)
         with self._lock:
@@ -228,10 +219,10 @@ class TrafficDriver:
     def _send_one(self, http: httpx.Client) -> None:
         if self.gateway is not None:
             rows = self._next_rows()
-            sent, status, answer, _ = self._through_gateway(http, rows)
+            sent, status, resp = self._through_gateway(http, rows)
             with self._lock:
                 routing = self.routing
-            revision = routing.revision_of(answer)
+            revision = served_by(resp)
             self._record(sent, routing.track(revision), revision, status, len(rows))
             return
         with self._lock:
@@ -258,23 +249,18 @@ class TrafficDriver:
         return sent, status
 
     def _through_gateway(self, http: httpx.Client, rows: list[dict], headers: dict | None = None
-                         ) -> tuple[float, int, dict | None, httpx.Response | None]:
+                         ) -> tuple[float, int, httpx.Response | None]:
         """POST /predict to the gateway's listener: (time sent, HTTP status or 0 when the
-        gateway could not be reached, the answer's JSON, the response)."""
+        gateway could not be reached, the response)."""
         sent, t0 = time.time(), time.perf_counter()
         try:
             resp = http.post(f"{self.gateway.url}/predict", content=json.dumps({"rows": rows}),
                              headers={"content-type": "application/json", "host": self.host, **(headers or {})})
         except httpx.HTTPError:
-            return sent, 0, None, None
-        elapsed = time.perf_counter() - t0
-        try:
-            answer = resp.json() if resp.status_code == 200 else None
-        except ValueError:
-            answer = None
+            return sent, 0, None
         with self._lock:
-            self.latencies.append((sent, elapsed))
-        return sent, resp.status_code, answer, resp
+            self.latencies.append((sent, time.perf_counter() - t0))
+        return sent, resp.status_code, resp
 
     def _record(self, sent: float, track: str, revision: str | None, status: int, rows: int) -> None:
         with self._lock:

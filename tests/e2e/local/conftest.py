@@ -54,13 +54,15 @@ def churn(models: Path, version: str, model: str, *, replicas: int = 2, steps=No
     """The churn ModelDeployment, serving model directory `model` as `version`, with
     analysis settings short enough for a test (5 s gates, a 30 s drift window)."""
     directory = models / model
+    # Images under podrunner.local/ turn Ready only once the pod runner's processes
+    # answer (hack/kwok/pod-ready.yaml), as with a kubelet's readinessProbe.
     spec_analysis = {"interval": "5s", "minSampleSize": 100, "failureLimit": 2, "inconclusiveLimit": 6,
                      "slo": {"maxErrorRate": 0.02, "maxLatencyP99": "2s"}}
     spec_analysis.update(analysis)
     return {
         "apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "churn"},
         "spec": {
-            "model": {"name": "churn", "version": version, "image": f"registry.example/churn:{version}",
+            "model": {"name": "churn", "version": version, "image": f"podrunner.local/churn:{version}",
                       "uri": f"file://{directory}", "framework": "xgboost" if "xgboost" in model else "sklearn"},
             "replicas": replicas,
             # The profile is copied out of the "image" by the pod's init container.

@@ -63,8 +63,18 @@ def canary_steps(stack, models, impl):
     settled(stack, candidate, 1)
     time.sleep(SETTLE)
     assert {r[2] for r in traffic.between(time.time() - 1.5)} == {candidate}
-    assert not [r for r in traffic.requests if r[3] != 200], "a client saw an error during the rollout"
+    errors = [r for r in traffic.requests if r[3] != 200]
+    assert not errors, timeline(watch, errors)
     return seen
+
+
+def timeline(watch, requests) -> str:
+    """What the status said when each of these requests was sent, for failure messages."""
+    lines = []
+    for r in requests[:20]:
+        st = next((s for t, s in reversed(watch.entries) if t <= r[0]), {})
+        lines.append(f"{r} phase={st.get('phase')} stage={st.get('stage')} weights={st.get('weights')}")
+    return "\n".join(lines)
 
 
 def test_canary_steps_through_envoy_gateway(stack, models, envoy_gateway):

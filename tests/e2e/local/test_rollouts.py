@@ -73,7 +73,13 @@ def wait_promoted(stack, version: str = "2.0.0") -> tuple[dict, float]:
             promoted_at = time.time()
         return st.get("phase") == "Succeeded" and (st.get("stable") or {}).get("version") == version \
             and not st.get("candidate") and st
-    st = wait_for(promoted, 240, interval=0.3, message=f"{version} promoted")
+    try:
+        st = wait_for(promoted, 240, interval=0.3, message=f"{version} promoted")
+    except TimeoutError as err:
+        st = stack.status()
+        raise TimeoutError(f"{err}; status: phase={st.get('phase')} stage={st.get('stage')} "
+                           f"weights={st.get('weights')} conditions={st.get('conditions')} "
+                           f"lastVerdict={st.get('lastVerdict')}") from None
     return st, promoted_at or time.time()
 
 

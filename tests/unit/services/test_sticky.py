@@ -2,7 +2,7 @@
 
 import asyncio
 
-from modelops_services.sticky import StickyVariantMiddleware, set_cookie
+from modelops_services.sticky import RevisionMiddleware, set_cookie
 
 
 async def app(scope, receive, send):
@@ -20,13 +20,17 @@ def call(headers, revision="r-abc"):
         return {"type": "http.request", "body": b""}
 
     scope = {"type": "http", "method": "POST", "path": "/predict", "headers": headers}
-    asyncio.run(StickyVariantMiddleware(app, revision)(scope, receive, send))
+    asyncio.run(RevisionMiddleware(app, revision)(scope, receive, send))
     return dict((k, v) for k, v in sent[0]["headers"])
 
 
 def test_a_request_asking_for_a_variant_gets_its_cookie():
     headers = call([(b"x-modelops-sticky-cookie", b"modelops-variant")])
     assert headers[b"set-cookie"] == b"modelops-variant=r-abc; Path=/; HttpOnly; SameSite=Lax"
+
+
+def test_every_answer_names_its_revision():
+    assert call([])[b"x-modelops-revision"] == b"r-abc"
 
 
 def test_other_requests_get_no_cookie():
