@@ -60,7 +60,7 @@ e2e: venv deps binaries gateways ## End-to-end scenarios on the local cluster wi
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: e2e-kind
-e2e-kind: venv binaries ## Scenarios 1 and 2 on kind against real pods (Docker: started, or installed from Debian, where it can be; skipped with a message where not)
+e2e-kind: venv binaries ## Scenarios 1 and 2 on kind against real pods, and a canary through Envoy Gateway (Docker: started, or installed from Debian, where it can be; skipped with a message where not)
 	VENV=$(VENV) hack/e2e-kind.sh $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only (no cluster)

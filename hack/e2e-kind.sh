@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end on kind, for machines with a Docker engine: a kind cluster, the three
 # images built and loaded (operator, monitor, model server with the example models),
-# the chart installed with them, then tests/e2e/kind: a healthy canary promoted and a
-# drifting canary rolled back, against real pods. The operator reads the monitors
-# directly (spec.analysis.provider.type: Direct), so no Prometheus is needed; traffic
-# comes from a Job inside the cluster, through the Service, as kube-proxy splits it.
+# Envoy Gateway installed (hack/kind/envoy-gateway.sh), the chart installed with them,
+# then tests/e2e/kind: a healthy canary promoted and a drifting canary rolled back,
+# against real pods, and a canary whose traffic goes through Envoy Gateway. The operator
+# reads the monitors directly (spec.analysis.provider.type: Direct), so no Prometheus is
+# needed; traffic comes from a Job inside the cluster, through the Service as kube-proxy
+# splits it, or through the Gateway's Envoy as the operator's HTTPRoute weights it.
 #
 # Without a container registry (MODELOPS_KIND_OFFLINE=1, or by default when Docker Hub's
 # registry does not resolve) every image is built here from package registries only:
 # hack/kind/build-offline-images.sh makes a Debian base, a Python base for our
-# Dockerfiles (BASE_IMAGE), the control-plane images and the kind node image.
+# Dockerfiles (BASE_IMAGE), the control-plane images, the kind node image, and the
+# envoy-gateway and Envoy images.
 #
 # The machine is made ready first (hack/kind/host.sh): the Docker engine started, or
 # Debian's docker.io installed and started; where root lacks capabilities that `docker run
@@ -31,6 +34,8 @@ cd "$REPO_ROOT"
 # ("machine: CHANGED: ...") and sums them up; MODELOPS_KIND_HOST_SETUP=0 changes nothing.
 # shellcheck source=kind/host.sh
 source "$HACK_DIR/kind/host.sh"
+# shellcheck source=kind/envoy-gateway.sh
+source "$HACK_DIR/kind/envoy-gateway.sh"
 if ! host_docker; then
   host_report
   echo "e2e-kind: SKIPPED - $host_skip_reason (kind runs Kubernetes nodes as Docker containers)." >&2
@@ -134,12 +139,17 @@ if ! "$kind" get clusters | grep -qx "$cluster"; then
 fi
 "$kind" get kubeconfig --name "$cluster" >"$kubeconfig"
 load_images() {
-  local image
-  for image in "modelops/operator:$tag" "modelops/monitor:$tag" modelops/churn:1.0.0 modelops/churn:2.0.0; do
+  local image images=("modelops/operator:$tag" "modelops/monitor:$tag" modelops/churn:1.0.0 modelops/churn:2.0.0)
+  [[ "$offline" == 1 ]] && images+=("$EG_OFFLINE_GATEWAY_IMAGE" "$EG_OFFLINE_ENVOY_IMAGE")
+  for image in "${images[@]}"; do
     "$kind" load docker-image --name "$cluster" "$image" || return
   done
 }
 timed "load images" load_images
+
+# Before the operator, so the Gateway API CRDs are there when it starts watching routes.
+log "installing Envoy Gateway $ENVOY_GATEWAY_VERSION (GatewayClass $EG_GATEWAY_CLASS)"
+timed "envoy gateway" eg_install "$kubeconfig" "$offline"
 
 log "installing the chart"
 timed "chart" "$BIN_DIR/helm" --kubeconfig "$kubeconfig" upgrade --install modelops charts/modelops \
@@ -148,5 +158,5 @@ timed "chart" "$BIN_DIR/helm" --kubeconfig "$kubeconfig" upgrade --install model
   --set monitorImage.repository=modelops/monitor --set "monitorImage.tag=$tag" \
   --wait --timeout 5m
 
-timed "scenarios" env MODELOPS_KIND_KUBECONFIG="$kubeconfig" \
+timed "scenarios" env MODELOPS_KIND_KUBECONFIG="$kubeconfig" MODELOPS_KIND_GATEWAY_CLASS="$EG_GATEWAY_CLASS" \
   "${VENV:-$REPO_ROOT/.venv}/bin/python" -m pytest tests/e2e/kind --durations=0 "$@" || status=$?

@@ -11,6 +11,8 @@
 #                               from Debian's catatonit
 #   $KIND_OFFLINE_NODE_IMAGE    the kind node: hack/kind/node.Dockerfile, with the
 #                               control-plane images imported into its containerd
+#   $EG_OFFLINE_GATEWAY_IMAGE   envoy-gateway and Envoy on the Debian base, from the binaries
+#   $EG_OFFLINE_ENVOY_IMAGE     of hack/build-gateways.sh (hack/kind/envoy-gateway.sh)
 #
 # Each image is rebuilt only when its inputs changed: a stamp per image in
 # $MODELOPS_CACHE/kind-offline records them with the image id it produced.
@@ -18,6 +20,8 @@
 # Env: MODELOPS_DEBIAN_MIRROR (default http://deb.debian.org/debian)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=envoy-gateway.sh
+source "$(dirname "${BASH_SOURCE[0]}")/envoy-gateway.sh"
 
 force=0
 [[ "${1:-}" == "--force" ]] && force=1
@@ -106,7 +110,7 @@ if ! up_to_date "$python" "$python_inputs"; then
 fi
 
 # --- Kubernetes binaries and control-plane images -----------------------------------------
-"$HACK_DIR/build-binaries.sh" --kind
+"$HACK_DIR/build-binaries.sh" --kind --gateways
 mapfile -t kube_images < <("$BIN_DIR/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
 ((${#kube_images[@]} >= 7)) || die "kubeadm config images list gave: ${kube_images[*]}"
 pause_image=""
@@ -160,6 +164,24 @@ for image in "${kube_images[@]}"; do
   rm -rf "$ctx"
 done
 [[ -n "$pause_image" ]] || die "kubeadm lists no pause image"
+
+# --- Envoy Gateway and Envoy (hack/kind/envoy-gateway.sh) ------------------------------------
+for binary in envoy-gateway envoy; do
+  image="$EG_OFFLINE_GATEWAY_IMAGE"
+  [[ "$binary" == envoy ]] && image="$EG_OFFLINE_ENVOY_IMAGE"
+  src="$(eg_binary_path "$binary")"
+  ctx="$tmp/img-$binary"
+  mkdir -p "$ctx/bin"
+  cp "$src" "$ctx/bin/"
+  eg_dockerfile "$binary" >"$ctx/Dockerfile"
+  inputs="base=$base_id dockerfile=$(sha "$ctx/Dockerfile") bin=$(cat "$(dirname "$src")/.$binary.stamp") $(sha "$src")"
+  if ! up_to_date "$image" "$inputs"; then
+    log "building $image"
+    build "$image" "$ctx"
+    stamp "$image" "$inputs"
+  fi
+  rm -rf "$ctx"
+done
 
 # --- kind node image ------------------------------------------------------------------------
 node="$KIND_OFFLINE_NODE_IMAGE"
