@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ... import kube
+from ...gateways import GATEWAY_NAMESPACE
 from ...conftest import gateway_routing, route_host
 from ...integration.conftest import install_crd
 from ...integration.operator_harness import OperatorProcess, get_md, install_chart, wait_phase
@@ -173,7 +174,8 @@ class Stack:
 def stack(cluster, crd, namespace, tmp_path):
     # Cluster-scoped chart objects are named after the release: one per namespace.
     release = f"modelops-e2e-{namespace[-6:]}"
-    install_chart(cluster, namespace, release, "--set", f"watchNamespaces={{{namespace}}}")
+    install_chart(cluster, namespace, release, "--set", f"watchNamespaces={{{namespace}}}",
+                  "--set", f"gatewayNamespaces={{{GATEWAY_NAMESPACE}}}")
     closers = [lambda: cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)]
     s = None
     try:

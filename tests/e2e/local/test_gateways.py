@@ -68,6 +68,10 @@ def canary_steps(stack, models, impl):
     return seen
 
 
+def route_ready(st: dict) -> dict:
+    return next((c for c in st.get("conditions", []) if c["type"] == "RouteReady"), {})
+
+
 def timeline(watch, requests) -> str:
     """What the status said when each of these requests was sent, for failure messages."""
     lines = []
@@ -99,6 +103,15 @@ def test_drifting_gateway_canary_is_rolled_back(stack, models, envoy_gateway):
     assert not [r for r in traffic.requests if r[3] != 200]
 
 
+def wait_status(stack, watch, predicate, timeout: float, message: str):
+    """The first (time, status) the status log saw with predicate true; on timeout the
+    error carries the status as it is."""
+    try:
+        return wait_for(lambda: watch.first(predicate), timeout, message=message)
+    except TimeoutError as err:
+        raise TimeoutError(f"{err}; status: {stack.status()}") from None
+
+
 def requests_seen(pod) -> float:
     """Requests the pod's monitor has counted (every status class)."""
     with urllib.request.urlopen(f"{pod.monitor_url}/metrics", timeout=5) as resp:
@@ -122,7 +135,7 @@ def shadow(models, stack, impl, model: str, mirror: int, duration: str, analysis
 
 def test_shadow_mirrors_its_share_and_clients_see_only_the_stable(stack, models, envoy_gateway):
     traffic, watch = shadow(models, stack, envoy_gateway, "churn-xgboost-v1", 40, "40s")
-    _, st = wait_for(lambda: watch.first(lambda s: s.get("stage") == "Shadowing"), 90, message="shadowing")
+    _, st = wait_status(stack, watch, lambda s: s.get("stage") == "Shadowing", 90, "shadowing")
     stable, candidate = st["stable"]["revision"], st["candidate"]["revision"]
     stack.wait_serving(candidate, 1)
     pod = candidate_pod(stack, candidate)
@@ -141,33 +154,39 @@ def test_shadow_mirrors_its_share_and_clients_see_only_the_stable(stack, models,
 
 
 def test_a_hanging_failing_shadow_never_touches_clients(stack, models, envoy_gateway, tmp_path):
+    """A candidate that takes a second over every call and fails half of them: the
+    mirror's answers are discarded, so clients see neither, and it is never promoted
+    (rolled back on its errors, or paused when too few of its answers arrive)."""
     name = f"churn-hanging-{tmp_path.name}"
-    flaky_model_dir(models / "churn-sklearn-v1", models / name, rate=0.5, delay=1.5)
+    flaky_model_dir(models / "churn-sklearn-v1", models / name, rate=0.5, delay=1.0)
     traffic, watch = shadow(models, stack, envoy_gateway, name, 100, "60s")
-    begun, _ = wait_for(lambda: watch.first(lambda s: s.get("stage") == "Shadowing"), 90, message="shadowing")
-    final = wait_for(rolled_back(stack), 180, interval=0.25, message="the failing shadow rolled back")
-    ended = watch.first(lambda s: s.get("phase") == "RolledBack")[0]
-    assert final["history"][0]["outcome"] == "RolledBack"
+    begun, st = wait_status(stack, watch, lambda s: s.get("stage") == "Shadowing", 90, "shadowing")
+    stable = st["stable"]["revision"]
+    ended, final = wait_status(stack, watch, lambda s: s.get("phase") in ("RolledBack", "Paused", "Succeeded"), 180,
+                               "the shadow's end")
+    time.sleep(5)
+    assert (stack.status().get("stable") or {}).get("revision") == stable, "a failing shadow was promoted"
+    print(f"hanging shadow: {final['phase']}, {final.get('history', [{}])[0].get('reason')}; "
+          f"last verdict {final.get('lastVerdict', {}).get('message')}")
     # No client saw the candidate's errors or waited for it.
     assert not [r for r in traffic.requests if r[3] != 200]
-    assert {r[2] for r in traffic.between(begun, ended)} == {final["stable"]["revision"]}
+    assert {r[2] for r in traffic.between(begun, ended)} == {stable}
     baseline = sorted(lat for t, lat in traffic.latencies if t < begun - 1)
     shadowed = sorted(lat for t, lat in traffic.latencies if begun + SETTLE <= t < ended)
     p95 = lambda xs: xs[int(0.95 * (len(xs) - 1))]  # noqa: E731
-    print(f"client p95 before {p95(baseline) * 1000:.1f} ms, while shadowing a 1.5 s candidate "
-          f"{p95(shadowed) * 1000:.1f} ms")
+    print(f"client p95 before {p95(baseline) * 1000:.1f} ms ({len(baseline)} requests), while shadowing a "
+          f"1 s candidate {p95(shadowed) * 1000:.1f} ms ({len(shadowed)} requests)")
     assert len(baseline) >= 50 and len(shadowed) >= 50
-    assert p95(shadowed) < p95(baseline) + 0.1 < 1.0  # noise, never the candidate's 1.5 s
+    assert p95(shadowed) < p95(baseline) + 0.1 < 1.0  # noise, never the candidate's second
 
 
 def test_shadow_on_traefik_is_refused_and_the_stable_keeps_serving(stack, models, traefik_gateway):
     traffic, watch = shadow(models, stack, traefik_gateway, "churn-xgboost-v1", 50, "20s")
 
-    def refused():
-        st = stack.status()
-        cond = next((c for c in st.get("conditions", []) if c["type"] == "RouteReady"), {})
-        return cond.get("reason") == "FeatureNotSupported" and (st, cond)
-    st, cond = wait_for(refused, 60, message="the Shadow refused")
+    def refused(st):
+        return route_ready(st).get("reason") == "FeatureNotSupported"
+    _, st = wait_status(stack, watch, refused, 60, "the Shadow refused")
+    cond = route_ready(st)
     assert "HTTPRouteRequestMirror" in cond["message"] and "traefik" in cond["message"]
     assert st["phase"] == "Pending" and not st.get("candidate")
     time.sleep(10)
