@@ -222,9 +222,8 @@ class Controller:
             return None
         refs = [r for r in routing.get("parentRefs") or []
                 if r.get("kind", "Gateway") == "Gateway" and isinstance(r.get("name"), str)]
-        return tuple(await asyncio.gather(*(self._gateway(parent_key({"name": r["name"], "namespace": r.get("namespace")},
-                                                                      namespace),
-                                                           r.get("namespace") or namespace, r["name"]) for r in refs)))
+        return tuple(await asyncio.gather(*(self._gateway(parent_key(r, namespace), r.get("namespace") or namespace,
+                                                           r["name"]) for r in refs)))
 
     # --- workers ---------------------------------------------------------------------
     def start(self) -> None:

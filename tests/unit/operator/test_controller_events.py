@@ -64,3 +64,41 @@ def test_a_deleted_deployment_is_applied_again():
     assert drain(c) == 1
     assert "abc" not in c.children[KEY]
     assert ("Deployment", "ml", "churn-abc") not in c.applied
+
+
+def route(generation: int, accepted: str | None, digest: str = "d1") -> dict:
+    status = {}
+    if accepted:
+        status = {"parents": [{"parentRef": {"name": "gw"}, "controllerName": "x", "conditions": [
+            {"type": "Accepted", "status": accepted, "reason": "Accepted", "observedGeneration": generation}]}]}
+    return {"metadata": {"namespace": "ml", "name": "churn", "generation": generation,
+                         "labels": {"modelops.io/modeldeployment": "churn"},
+                         "annotations": {"modelops.io/route-digest": digest}}, "status": status}
+
+
+@in_loop
+def test_a_gateway_reporting_on_the_route_queues_a_pass():
+    c = controller()
+    drain(c)
+    c.observe_route("ADDED", route(1, None))
+    assert drain(c) == 1 and c.routes[KEY].parents == ()
+    c.observe_route("MODIFIED", route(1, None))  # nothing new from the gateways
+    assert drain(c) == 0
+    c.observe_route("MODIFIED", route(1, "True"))
+    assert drain(c) == 1 and c.routes[KEY].parents[0].accepted[0] == "True"
+    c.observe_route("DELETED", route(1, "True"))
+    assert drain(c) == 1 and KEY not in c.routes
+
+
+class ForbiddenApi:
+    async def read(self, path):
+        from kubernetes.client.rest import ApiException
+        raise ApiException(status=403, reason="Forbidden")
+
+
+def test_a_gateway_the_operator_may_not_read_is_unknown():
+    c = Controller(api=ForbiddenApi(), config=OperatorConfig())
+    spec = {"strategy": {"trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "gw", "namespace": "infra"}]}}}}
+    (state,) = asyncio.run(c.gateways_of("ml", spec))
+    assert state.found is None and "infra/gw could not be read: Forbidden" in state.message
+    assert asyncio.run(c.gateways_of("ml", {"strategy": {"trafficRouting": {"replicas": {}}}})) is None
