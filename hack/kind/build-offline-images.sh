@@ -52,6 +52,13 @@ stamp() { # image inputs
   echo "$2 $(image_id "$1")" >"$(stamp_file "$1")"
 }
 sha() { cat "$@" | sha256sum | cut -c1-12; }
+build_if_stale() { # image context inputs
+  if ! up_to_date "$1" "$3"; then
+    log "building $1"
+    build "$1" "$2"
+    stamp "$1" "$3"
+  fi
+}
 build() { # image context docker-build-args...
   local image=$1 context=$2
   shift 2
@@ -156,11 +163,7 @@ for image in "${kube_images[@]}"; do
     if [[ -n "$entrypoint" ]]; then echo "ENTRYPOINT $entrypoint"; fi
   } >"$ctx/Dockerfile"
   inputs="base=$base_id dockerfile=$(sha "$ctx/Dockerfile") bin=$bin_stamp"
-  if ! up_to_date "$image" "$inputs"; then
-    log "building $image"
-    build "$image" "$ctx"
-    stamp "$image" "$inputs"
-  fi
+  build_if_stale "$image" "$ctx" "$inputs"
   rm -rf "$ctx"
 done
 [[ -n "$pause_image" ]] || die "kubeadm lists no pause image"
@@ -175,11 +178,7 @@ for binary in envoy-gateway envoy; do
   cp "$src" "$ctx/bin/"
   eg_dockerfile "$binary" >"$ctx/Dockerfile"
   inputs="base=$base_id dockerfile=$(sha "$ctx/Dockerfile") bin=$(cat "$(dirname "$src")/.$binary.stamp") $(sha "$src")"
-  if ! up_to_date "$image" "$inputs"; then
-    log "building $image"
-    build "$image" "$ctx"
-    stamp "$image" "$inputs"
-  fi
+  build_if_stale "$image" "$ctx" "$inputs"
   rm -rf "$ctx"
 done
 
