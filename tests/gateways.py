@@ -578,9 +578,3 @@ def start_traefik(cluster: kube.Cluster, workdir: Path) -> GatewayImpl:
                        controller_name=TRAEFIK_CONTROLLER, gateway_class=f"modelops-{TRAEFIK}",
                        cluster=cluster, workdir=work, logs=[log])
     return _start(impl, lambda: impl._procs.append(_popen(cmd, log, env, work)))
-
-
-STARTERS: dict[str, Callable[[kube.Cluster, Path], GatewayImpl]] = {
-    ENVOY_GATEWAY: start_envoy_gateway,
-    TRAEFIK: start_traefik,
-}
