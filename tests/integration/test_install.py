@@ -19,8 +19,9 @@ VOLATILE = {"events", "events.events.k8s.io", "leases.coordination.k8s.io"}
 
 
 def snapshot(cluster, own=None):
-    """Every object's identity, leaving out other tests' namespaces (they may still be
-    terminating in the background) and things that change by themselves."""
+    """Every object's identity, leaving out other tests' namespaces and the cluster IPs of
+    their Services (they may still be terminating in the background) and things that
+    change by themselves."""
     kinds = [k for k in cluster.kubectl("api-resources", "--verbs=list,get", "-o", "name").stdout.split()
              if k not in VOLATILE]
     items = json.loads(cluster.kubectl("get", ",".join(kinds), "-A", "-o", "json").stdout)["items"]
@@ -28,9 +29,14 @@ def snapshot(cluster, own=None):
     def other_test(ns):
         return ns.startswith(TEST_PREFIX) and ns != own
 
+    def owner_namespace(o):
+        # A Service's cluster IP is a cluster-scoped IPAddress that names its Service.
+        if o["kind"] == "IPAddress":
+            return ((o.get("spec") or {}).get("parentRef") or {}).get("namespace") or ""
+        return o["metadata"]["name"] if o["kind"] == "Namespace" else o["metadata"].get("namespace") or ""
+
     return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in items
-            if not other_test(o["metadata"].get("namespace") or "")
-            and not (o["kind"] == "Namespace" and other_test(o["metadata"]["name"]))}
+            if not other_test(owner_namespace(o))}
 
 
 def wait_until_same(cluster, before, own=None, timeout=120):
