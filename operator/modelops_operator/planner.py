@@ -175,8 +175,7 @@ class _Rollout:
         self.refusal = refusal
         st = self.st
         st["phase"] = "Pending"
-        previous = next((c for c in st.get("conditions", []) if c["type"] == "RouteReady"), {})
-        if previous.get("message") != refusal.message:
+        if (condition(st, "RouteReady") or {}).get("message") != refusal.message:
             self.move("RolloutRefused", f"{why}: {self.spec.version} (revision {revision}) not rolled out: "
                                         f"{refusal.message}", warning=True)
         self.wake_in(30.0)  # the Gateway or its class may change; their changes send no event here
