@@ -106,8 +106,9 @@ class StatusLog:
             if v and (not self.verdicts or self.verdicts[-1][1].get("time") != v.get("time")):
                 self.verdicts.append((now, v))
 
-    def first(self, predicate) -> tuple[float, dict] | None:
-        return next(((t, st) for t, st in self.entries if predicate(st)), None)
+    def first(self, predicate, since: float = 0.0) -> tuple[float, dict] | None:
+        """The first (time, status) logged at or after `since` with predicate true."""
+        return next(((t, st) for t, st in self.entries if t >= since and predicate(st)), None)
 
     def stop(self) -> None:
         self._stop.set()

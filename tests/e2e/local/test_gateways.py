@@ -104,11 +104,11 @@ def test_drifting_gateway_canary_is_rolled_back(stack, models, envoy_gateway):
     assert not [r for r in traffic.requests if r[3] != 200]
 
 
-def wait_status(stack, watch, predicate, timeout: float, message: str):
-    """The first (time, status) the status log saw with predicate true; on timeout the
-    error carries the status as it is."""
+def wait_status(stack, watch, predicate, timeout: float, message: str, since: float = 0.0):
+    """The first (time, status) the status log saw at or after `since` with predicate
+    true; on timeout the error carries the status as it is."""
     try:
-        return wait_for(lambda: watch.first(predicate), timeout, message=message)
+        return wait_for(lambda: watch.first(predicate, since), timeout, message=message)
     except TimeoutError as err:
         raise TimeoutError(f"{err}; status: {stack.status()}") from None
 
@@ -163,8 +163,9 @@ def test_a_hanging_failing_shadow_never_touches_clients(stack, models, envoy_gat
     traffic, watch = shadow(models, stack, envoy_gateway, name, 100, "60s")
     begun, st = wait_status(stack, watch, lambda s: s.get("stage") == "Shadowing", 90, "shadowing")
     stable = st["stable"]["revision"]
+    # The log starts with the stable's own Succeeded: the shadow's end comes after `begun`.
     ended, final = wait_status(stack, watch, lambda s: s.get("phase") in ("RolledBack", "Paused", "Succeeded"), 180,
-                               "the shadow's end")
+                               "the shadow's end", since=begun)
     time.sleep(5)
     assert (stack.status().get("stable") or {}).get("revision") == stable, "a failing shadow was promoted"
     print(f"hanging shadow: {final['phase']}, {final.get('history', [{}])[0].get('reason')}; "
