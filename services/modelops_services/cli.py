@@ -1,6 +1,9 @@
 """The `modelops` command: data-plane tooling.
 
     modelops profile --model-dir DIR --data train.parquet [--out DIR/profile.json]
+    modelops publish DIR --to s3://BUCKET/PREFIX/ | models:/NAME [--alias champion]
+    modelops fetch --uri URI --cache DIR [--digest sha256:...] [--version SEMVER]
+    modelops resolve --uri URI
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from .model_dir import PROFILE, load_model_dir
 from .profiling import build_profile, read_table
+from .sources.commands import add_commands
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -33,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--bins", type=int, default=20, help="quantile bins per numeric feature")
     prof.add_argument("--top-k", type=int, default=20, help="categories kept per categorical feature")
     prof.set_defaults(func=_profile)
+    add_commands(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args)

@@ -30,6 +30,8 @@ from .errors import (
     UntrustedCertificate,
 )
 
+from .uri import ModelUri
+
 if TYPE_CHECKING:
     from .credentials import Credentials
 
@@ -277,3 +279,25 @@ class S3Client:
         if status >= 500:
             return Unreachable(f"{where}: the store answered HTTP {status} ({detail})")
         return SourceError(f"{where}: {detail}")
+
+
+@dataclass
+class S3Source:
+    """A model directory under an S3 prefix (the Source of sources/base.py). A prefix is
+    pinned by the digest of its metadata.json, which the fetch checks."""
+
+    uri: ModelUri
+    client: S3Client
+
+    def read(self, rel: str, max_bytes: int) -> bytes:
+        return self.client.get_bytes(self.uri.bucket, self.uri.prefix + rel, max_bytes)
+
+    def download(self, rel: str, dest: Path) -> None:
+        self.client.download(self.uri.bucket, self.uri.prefix + rel, dest)
+
+    def details(self) -> dict:
+        return {}
+
+
+def open_source(uri: ModelUri, creds: Credentials) -> S3Source:
+    return S3Source(uri, S3Client.from_credentials(creds))
