@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from .config import MODEL_PORT, PROFILE_DIR, OperatorConfig
+from .model_source import fetch_pieces, model_dir
 from .naming import child_labels, deployment_name, object_meta, pod_selector, profile_configmap_name
 from .spec import Spec
 
@@ -91,7 +92,14 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
     ]
     uri = spec.model.get("uri")
-    if uri:
+    fetched = None
+    if spec.source and spec.resolved:
+        # Every replica fetches the pinned reference, verified against its digest.
+        fetched = fetch_pieces(spec.source, spec.resolved, spec.version, spec.image)
+        env.append({"name": "MODELOPS_MODEL_URI", "value": spec.resolved["uri"]})
+        env.append({"name": "MODELOPS_MODEL_DIGEST", "value": spec.resolved["digest"]})
+        env.append({"name": "MODELOPS_MODEL_DIR", "value": model_dir(spec.resolved)})
+    elif uri:
         env.append({"name": "MODELOPS_MODEL_URI", "value": uri})
         if uri.startswith("file://"):
             # The model server loads a mounted or baked-in model directory.
@@ -123,13 +131,26 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
         "containers": containers,
         "volumes": volumes,
     }
+    inits = []
+    if fetched:
+        init, fetch_volumes, read_mounts = fetched
+        inits.append(init)
+        volumes.extend(fetch_volumes)
+        model["volumeMounts"].extend(read_mounts)
     if spec.monitor["enabled"]:
-        containers.append(_monitor_container(spec, config, meta))
+        monitor = _monitor_container(spec, config, meta)
+        containers.append(monitor)
         volume, init = _profile_volume(spec, meta)
         if volume:
             volumes.append(volume)
         if init:
-            pod["initContainers"] = [init]
+            inits.append(init)
+        elif fetched and not spec.monitor.get("referenceProfile"):
+            # The reference profile published with the model, from the verified cache.
+            monitor["env"].append({"name": "MODELOPS_PROFILE_PATH", "value": f"{model_dir(spec.resolved)}/profile.json"})
+            monitor["volumeMounts"].extend(fetched[2])
+    if inits:
+        pod["initContainers"] = inits
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -9,14 +9,17 @@ therefore resumes at the same step, and applying a plan twice changes nothing.""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .analysis import AnalysisRequest, Decision, Result, Verdict, gate
 from .analysis.abtest import NO_DIFFERENCE
+from . import resolution
 from .children import model_deployment, profile_configmap
 from .config import OperatorConfig
-from .naming import CANDIDATE, STABLE
+from .model_source import ResolverResult, model_summary, resolver_pod
+from .naming import CANDIDATE, STABLE, common_labels
 from .routers import Traffic, router_for
 from .routers.base import candidate_share
 from .routers.gateway_readiness import GatewayState, Readiness, RouteState, missing_features, route_readiness
@@ -33,6 +36,7 @@ WAIT_FOR_ROUTE = 1.0  # seconds between looks while a gateway takes up a route; 
 class RevisionState:
     replicas: int  # spec.replicas of its Deployment
     ready: int
+    fetch_error: str | None = None  # why a pod's model fetch failed (its init container's message)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Observed:
     revisions: dict[str, RevisionState] = field(default_factory=dict)
     route: RouteState | None = None  # the HTTPRoute as the gateways reported on it
     gateways: tuple[GatewayState, ...] | None = None  # its parent Gateways; None: not read
+    resolvers: dict[str, ResolverResult] = field(default_factory=dict)  # finished resolver pods by name
 
     def ready(self, revision: str | None) -> int:
         state = self.revisions.get(revision) if revision else None
@@ -66,6 +71,7 @@ class Plan:
     transition: Transition | None = None
     analysis: AnalysisRequest | None = None  # a gate is due: call again with a verdict
     requeue_after: float | None = None
+    resolver: dict | None = None  # the resolver pod that must exist (every other one goes)
 
 
 def record_transition(status: dict, reason: str, message: str, warning: bool, now: datetime) -> Transition:
@@ -97,6 +103,7 @@ class _Rollout:
         self.commands = pending_commands(meta.get("annotations") or {}, status)
         self.desired: dict[str, int] = {}  # revision -> replicas the plan gives it
         self.refusal: Readiness | None = None  # why the new revision's rollout was not started
+        self.why_new = "spec.model changed"  # what starts a rollout of a new revision
 
     # --- bookkeeping ---------------------------------------------------------------
     def move(self, reason: str, message: str, warning: bool = False) -> None:
@@ -107,6 +114,13 @@ class _Rollout:
         value = (self.meta.get("annotations") or {}).get(ANNOTATION.format(command))
         self.st.setdefault("commands", {})[command] = value
         self.commands.discard(command)
+
+    def track_entry(self, revision: str) -> dict:
+        spec = self.spec
+        entry = {"revision": revision, "version": spec.version, "image": spec.image}
+        if spec.resolved:
+            entry["model"] = model_summary(spec.resolved)
+        return entry
 
     def wake_in(self, seconds: float) -> None:
         self.due.append(max(0.5, seconds))
@@ -194,7 +208,7 @@ class _Rollout:
 
     def start(self, revision: str, why: str) -> None:
         spec, st = self.spec, self.st
-        st["candidate"] = {"revision": revision, "version": spec.version, "image": spec.image}
+        st["candidate"] = self.track_entry(revision)
         st["phase"] = "Progressing"
         st["rolloutStartedAt"] = ts(self.now)
         st["currentStep"] = 0
@@ -212,10 +226,12 @@ class _Rollout:
                block: bool = False, announce: bool = True) -> None:
         st = self.st
         cand = st.pop("candidate")
-        add_history(st, {"revision": cand["revision"], "version": cand.get("version", ""),
-                         "image": cand.get("image", ""), "outcome": outcome, "reason": reason, "message": message,
-                         "startedAt": st.get("rolloutStartedAt") or ts(self.now), "finishedAt": ts(self.now)},
-                    self.spec.history_limit)
+        entry = {"revision": cand["revision"], "version": cand.get("version", ""),
+                 "image": cand.get("image", ""), "outcome": outcome, "reason": reason, "message": message,
+                 "startedAt": st.get("rolloutStartedAt") or ts(self.now), "finishedAt": ts(self.now)}
+        if cand.get("model"):
+            entry["model"] = cand["model"]
+        add_history(st, entry, self.spec.history_limit)
         if block:
             st["blockedRevision"] = cand["revision"]
         st["phase"] = phase
@@ -241,7 +257,7 @@ class _Rollout:
         st["retiring"] = retiring
         self.finish("Succeeded", "Promoted", f"{cand.get('version')} ({cand['revision']}) is now stable",
                     "Succeeded")
-        st["stable"] = {"revision": cand["revision"], "version": cand.get("version"), "image": cand.get("image")}
+        st["stable"] = {k: cand[k] for k in ("revision", "version", "image", "model") if k in cand}
         st.pop("blockedRevision", None)
 
     # --- gates ---------------------------------------------------------------------
@@ -474,6 +490,13 @@ class _Rollout:
                 self.advance("promoted by a person")
 
     # --- the pass ------------------------------------------------------------------
+    def hold(self) -> None:
+        """The spec's model is not pinned yet: no transition, and the objects keep what
+        runs (objects() applies no Deployment for an unknown revision)."""
+        self.spec = dataclasses.replace(self.spec, revision="")
+        if not self.st.get("stable"):
+            self.st["phase"] = "Pending"
+
     def run(self) -> None:
         st, spec = self.st, self.spec
         rev = spec.revision
@@ -481,7 +504,7 @@ class _Rollout:
         cand = st.get("candidate")
 
         if not stable:
-            st["stable"] = {"revision": rev, "version": spec.version, "image": spec.image}
+            st["stable"] = self.track_entry(rev)
             st["phase"] = "Progressing"
             st["weights"] = {"stable": 100, "candidate": 0, "mirror": 0}
             self.move("Deploying", f"first deployment of {spec.model['name']} {spec.version} (revision {rev})")
@@ -503,6 +526,11 @@ class _Rollout:
             if "abort" in self.commands:
                 self.handled("abort")
                 self.rollback("Aborted", "aborted by a person", outcome="Aborted")
+                return
+            failed = (self.observed.revisions.get(cand["revision"]) or RevisionState(0, 0)).fetch_error
+            if failed:
+                # Known now: waiting for the progress deadline would only delay the rollback.
+                self.rollback("ModelFetchFailed", failed)
                 return
             if self.route_held():
                 return
@@ -537,7 +565,7 @@ class _Rollout:
                 st.pop("blockedRevision")
                 self.begin(rev, "retried by a person")
             return
-        self.begin(rev, "spec.model changed")
+        self.begin(rev, self.why_new)
 
     # --- objects -------------------------------------------------------------------
     def objects(self) -> tuple[list[dict], dict[str, int], list[str]]:
@@ -612,7 +640,12 @@ class _Rollout:
         else:
             st.pop("pausedReason", None)
             set_condition(st, "Paused", False, "NotPaused", "", now, generation)
-        if phase == "RolledBack" and (st.get("history") or [{}])[0].get("reason") != "ControlKept":
+        stable_fetch = (self.observed.revisions.get(stable_rev) or RevisionState(0, 0)).fetch_error \
+            if stable_rev else None
+        if stable_fetch:
+            set_condition(st, "Degraded", True, "ModelFetchFailed",
+                          f"{stable_fetch}; the pods of {stable_rev} stay unready", now, generation)
+        elif phase == "RolledBack" and (st.get("history") or [{}])[0].get("reason") != "ControlKept":
             last = st["history"][0]
             set_condition(st, "Degraded", True, last.get("reason", "RolledBack"),
                           f"{last.get('message', '')}; fix the model and change spec.model, "
@@ -639,16 +672,45 @@ def plan(meta: dict, raw_spec: dict, status: dict | None, observed: Observed, no
         invalid.status["observedGeneration"] = generation
         return invalid
 
+    pin = None
+    if spec.source:
+        pin = resolution.step(meta["name"], spec.version, spec.source, status, observed.resolvers, now, generation)
+        resolver = resolver_pod(meta, spec.image, spec.source, pin.resolver,
+                                {**common_labels(meta["name"], spec.model),
+                                 "app.kubernetes.io/component": "model-resolver"}) if pin.resolver else None
+        if pin.mismatch:
+            invalid = _invalid(status, SpecError("spec.model.version", pin.mismatch), now, generation)
+            invalid.status["observedGeneration"] = generation
+            invalid.resolver, invalid.requeue_after = resolver, pin.wake
+            return invalid
+    else:
+        for key in ("resolved", "resolution"):
+            status.pop(key, None)
+        status["conditions"] = [c for c in status.get("conditions", []) if c["type"] != "ModelResolved"]
+    if pin is not None and pin.resolved:
+        spec = spec.pinned(pin.resolved)
+
     rollout = _Rollout(meta, spec, status, observed, now, verdict, config or OperatorConfig())
-    rollout.run()
+    if pin is not None and not pin.resolved:
+        # Nothing new runs before it is pinned; what runs stays as it is.
+        rollout.hold()
+    else:
+        if pin is not None and pin.event and pin.event[0] == "ModelMoved":
+            rollout.why_new = pin.event[1]
+        rollout.run()
+    if pin is not None and pin.event and rollout.transition is None:
+        rollout.move(*pin.event)
     rollout.step_text()
     apply, scale, delete = rollout.objects()
     rollout.conditions(generation)
     status["observedGeneration"] = generation
     status["specHash"] = spec.revision
+    if pin is not None and pin.wake is not None:
+        rollout.wake_in(pin.wake)
     due = [d for d in rollout.due if d is not None]
     return Plan(status=status, apply=apply, scale=scale, delete=delete, transition=rollout.transition,
-                analysis=rollout.analysis, requeue_after=min(due) if due else None)
+                analysis=rollout.analysis, requeue_after=min(due) if due else None,
+                resolver=resolver if pin is not None else None)
 
 
 def _invalid(status: dict, err: SpecError, now: datetime, generation) -> Plan:

@@ -8,6 +8,7 @@ relies on; any problem is a SpecError naming the field, shown as InvalidSpec."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .durations import parse_duration
+from .model_source import ModelSource, parse_source, pinned_revision
 
 CRD_FILE = Path(__file__).with_name("crd.yaml")
 STRATEGY_BLOCKS = {"Canary": "canary", "BlueGreen": "blueGreen", "Shadow": "shadow", "ABTest": "abTest"}
@@ -100,6 +102,12 @@ class Spec:
     revision: str
     shadow_duration: float = 0.0  # seconds, Shadow only
     ab_deadline: float = 0.0  # seconds, ABTest only
+    source: ModelSource | None = None  # s3:// or models:/, pinned before it is rolled out
+    resolved: dict | None = None  # the pin (status.resolved) this Spec rolls out
+
+    def pinned(self, resolved: dict) -> "Spec":
+        """This spec with its remote model pinned: the revision names the pinned bytes."""
+        return dataclasses.replace(self, resolved=resolved, revision=pinned_revision(self.revision, resolved))
 
     @property
     def version(self) -> str:
@@ -114,6 +122,8 @@ def revision_of(spec: dict) -> str:
     """Identity of what runs in the pods: the model, its resources and its monitor.
     Changing replicas, strategy or analysis does not start a new rollout."""
     keyed = {k: spec.get(k) for k in ("model", "resources", "monitor")}
+    # How often an alias is looked at again is not what runs.
+    keyed["model"] = {k: v for k, v in (keyed["model"] or {}).items() if k != "resolveInterval"}
     digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:10]
 
@@ -162,6 +172,7 @@ def parse(raw_spec: dict) -> Spec:
     model = _require(spec, "model", "spec")
     for key in ("name", "version", "image"):
         _require(model, key, "spec.model")
+    source = _source(model)
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         raise SpecError("spec.replicas", "must be an integer of at least 1")
@@ -243,4 +254,23 @@ def parse(raw_spec: dict) -> Spec:
         revision=revision_of(spec),
         shadow_duration=shadow_duration,
         ab_deadline=ab_deadline,
+        source=source,
     )
+
+
+def _source(model: dict) -> ModelSource | None:
+    interval = model.get("resolveInterval")
+    seconds = _duration(interval, "spec.model.resolveInterval") if interval else None
+    try:
+        source = parse_source(model, seconds)
+    except ValueError as err:
+        raise SpecError("spec.model.uri", str(err)) from None
+    if seconds is not None and not (source and source.uri.moving):
+        raise SpecError("spec.model.resolveInterval", "needs a moving uri: an s3:// prefix or models:/NAME@ALIAS")
+    if seconds is not None and seconds < 10:
+        raise SpecError("spec.model.resolveInterval", "must be at least 10s")
+    if model.get("credentialsSecretRef") and source is None:
+        raise SpecError("spec.model.credentialsSecretRef", "is for s3:// and models:/ uris")
+    if model.get("digest") and source is None:
+        raise SpecError("spec.model.digest", "is for s3:// and models:/ uris")
+    return source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-CONDITION_TYPES = ("Available", "Progressing", "Paused", "Degraded", "RouteReady", "InvalidSpec")
+CONDITION_TYPES = ("Available", "Progressing", "Paused", "Degraded", "RouteReady", "ModelResolved", "InvalidSpec")
 
 
 def ts(moment: datetime) -> str:
