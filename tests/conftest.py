@@ -81,3 +81,4 @@ def route_host(namespace: str) -> str:
 def gateway_routing(impl, namespace: str) -> dict:
     return {"gatewayAPI": {"parentRefs": [dict(impl.parent_ref)], "hostnames": [route_host(namespace)]}}
 from tests.s3store import versity, versity_tls  # noqa: E402,F401
+from tests.mlflowserver import mlflow_server  # noqa: E402,F401
