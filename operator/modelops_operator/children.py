@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from .config import MODEL_PORT, PROFILE_DIR, OperatorConfig
-from .model_source import fetch_pieces, model_dir
+from .model_source import SOURCE_LABEL, fetch_pieces, model_dir
 from .naming import child_labels, deployment_name, object_meta, pod_selector, profile_configmap_name
 from .spec import Spec
 
@@ -96,6 +96,7 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
     if spec.source and spec.resolved:
         # Every replica fetches the pinned reference, verified against its digest.
         fetched = fetch_pieces(spec.source, spec.resolved, spec.version, spec.image)
+        pod_labels[SOURCE_LABEL] = spec.source.uri.scheme
         env.append({"name": "MODELOPS_MODEL_URI", "value": spec.resolved["uri"]})
         env.append({"name": "MODELOPS_MODEL_DIGEST", "value": spec.resolved["digest"]})
         env.append({"name": "MODELOPS_MODEL_DIR", "value": model_dir(spec.resolved)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from .analysis import AnalysisRequest, Analyzer, CheckResult, Result, Verdict
 from .config import OperatorConfig
 from .kube import Conflict, KubeApi, MissingApi, Throttled
+from .model_source import RESOLVER_LABEL, ResolverResult, fetch_error, resolver_result
 from .naming import LABEL_MD, LABEL_REVISION, deployment_name, profile_configmap_name
 from .planner import Observed, RevisionState, plan
 from .routers.gateway_readiness import GatewayState, RouteState, gateway_state, parent_key, route_state
@@ -130,6 +132,10 @@ class Controller:
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
         self.routes: dict[Key, RouteState] = {}
+        # Resolver pods by name (None while they run), and model pods' fetch failures
+        # by revision and pod: what the planner needs of the pods, nothing more.
+        self.resolvers: dict[Key, dict[str, ResolverResult | None]] = defaultdict(dict)
+        self.fetch_errors: dict[Key, dict[str, dict[str, str]]] = defaultdict(dict)
         self._gateways: dict[str, tuple[float, GatewayState]] = {}  # parent -> (read at, state)
         # (kind, ns, name) -> hash of what was last applied. A Deployment's DELETED event
         # drops its entry, so a Deployment someone deleted is re-created at once.
@@ -147,6 +153,8 @@ class Controller:
             self.bodies.pop(key, None)
             self.children.pop(key, None)
             self.routes.pop(key, None)
+            self.resolvers.pop(key, None)
+            self.fetch_errors.pop(key, None)
             self.announced.pop(key, None)
             self.queue.forget(key)
             return
@@ -197,6 +205,52 @@ class Controller:
             self.routes[key] = state
         if key in self.bodies:
             self.queue.add(key)
+
+    def observe_pod(self, event_type: str, body: dict) -> None:
+        """Pods that read a remote model: a resolver's result, a model pod's fetch failure."""
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        md = labels.get(LABEL_MD)
+        if not md:
+            return
+        key, name = (meta["namespace"], md), meta["name"]
+        if RESOLVER_LABEL in labels:
+            pods = self.resolvers[key]
+            if event_type == "DELETED":
+                changed = pods.pop(name, None) is not None
+            else:
+                result = resolver_result(body)
+                changed = name not in pods or pods[name] != result
+                pods[name] = result
+        else:
+            errors = self.fetch_errors[key].setdefault(labels.get(LABEL_REVISION, ""), {})
+            err = None if event_type == "DELETED" else fetch_error(body)
+            changed = errors.get(name) != err
+            if err:
+                errors[name] = err
+            else:
+                errors.pop(name, None)
+        if changed and key in self.bodies:
+            self.queue.add(key)
+
+    def _observed_revisions(self, key: Key) -> dict[str, RevisionState]:
+        revisions = dict(self.children.get(key, {}))
+        for rev, errors in (self.fetch_errors.get(key) or {}).items():
+            if errors and rev in revisions:
+                revisions[rev] = dataclasses.replace(revisions[rev], fetch_error=sorted(errors.values())[0])
+        return revisions
+
+    async def _resolver_pods(self, key: Key, wanted: dict | None) -> None:
+        """Exactly the resolver pod the plan wants exists: a new one is created, and
+        any other (finished, superseded) is deleted."""
+        pods = self.resolvers[key]
+        name = wanted["metadata"]["name"] if wanted else None
+        if name and name not in pods:
+            await self.api.apply(wanted)
+            pods[name] = None
+        for other in [n for n in pods if n != name]:
+            await self.api.delete_pod(key[0], other)
+            pods.pop(other, None)
 
     async def _gateway(self, parent: str, namespace: str, name: str) -> GatewayState:
         loop = asyncio.get_running_loop()
@@ -303,8 +357,9 @@ class Controller:
         if recorded and self.announced.get(key) != recorded["seq"]:
             self.announced[key] = recorded["seq"]
             await self._announce(key, body, recorded)
-        observed = Observed(dict(self.children.get(key, {})), self.routes.get(key),
-                            await self.gateways_of(key[0], body.get("spec") or {}))
+        observed = Observed(self._observed_revisions(key), self.routes.get(key),
+                            await self.gateways_of(key[0], body.get("spec") or {}),
+                            {n: r for n, r in self.resolvers.get(key, {}).items() if r is not None})
         now = self.clock()
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:
@@ -355,6 +410,8 @@ class Controller:
             self.applied = {r: d for r, d in self.applied.items() if not r[2].startswith(deployment_name(key[1], rev))}
         if missing:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
+        if p.resolver is not None or self.resolvers.get(key):
+            await self._resolver_pods(key, p.resolver)
 
         # 3. The transition is announced once, also if a restart came in between. The
         # Event is off the critical path: the next pass re-announces it if this fails.

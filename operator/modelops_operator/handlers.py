@@ -18,6 +18,7 @@ from .analysis.runner import ProviderAnalyzer
 from .config import OperatorConfig
 from .controller import Controller
 from .kube import KubeApi, load_config
+from .model_source import SOURCE_LABEL
 from .naming import LABEL_MANAGED_BY
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,11 @@ async def deployment_event(event, memo: kopf.Memo, **_):
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels={LABEL_MANAGED_BY: MANAGER})
 async def route_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_route(event["type"], event["object"])
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGER, SOURCE_LABEL: kopf.PRESENT})
+async def pod_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_pod(event["type"], event["object"])
 
 
 @kopf.on.probe(id="queue")

@@ -25,6 +25,7 @@ RESOURCES = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("v1", "Service"): ("/api/v1", "services"),
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Pod"): ("/api/v1", "pods"),  # resolver pods only; model pods come from Deployments
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
 }
 
@@ -128,6 +129,13 @@ class KubeApi:
         try:
             await self._run(self.apps.delete_namespaced_deployment, name, namespace,
                             propagation_policy="Background")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            await self._run(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
         except ApiException as err:
             if err.status != 404:
                 raise

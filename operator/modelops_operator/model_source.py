@@ -21,7 +21,10 @@ from .naming import object_meta
 CREDENTIALS_DIR = "/var/run/modelops/credentials"
 CACHE_DIR = "/var/cache/modelops/models"
 FETCH_CONTAINER = "fetch-model"
-RESOLVER_LABEL = "modelops.io/resolver"
+RESOLVER_LABEL = "modelops.io/resolver"  # on resolver pods: the key of what they resolve
+# On every pod that reads a remote source (model pods fetching, resolver pods): the
+# operator watches only these pods, never the many others.
+SOURCE_LABEL = "modelops.io/model-source"
 RESOLVER_DEADLINE = 120  # seconds a resolver pod may run
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
@@ -98,7 +101,8 @@ def resolver_pod(meta: dict, image: str, source: ModelSource, name: str, labels:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": object_meta(meta, name, {**labels, RESOLVER_LABEL: source.key}),
+        "metadata": object_meta(meta, name, {**labels, RESOLVER_LABEL: source.key,
+                                             SOURCE_LABEL: source.uri.scheme}),
         "spec": {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": RESOLVER_DEADLINE,

@@ -28,14 +28,34 @@ REQUIRED = ("name", "version", "framework", "task", "features")
 
 
 def resolve_model_dir(env: dict[str, str] | None = None) -> Path:
+    """The model directory to load. With MODELOPS_MODEL_DIGEST (a pinned remote model)
+    every file is checked against it first, so nothing unverified is ever unpickled; a
+    remote MODELOPS_MODEL_URI without a directory is fetched here (outside Kubernetes,
+    where no init container ran)."""
     env = dict(os.environ if env is None else env)
+    digest = env.get("MODELOPS_MODEL_DIGEST") or None
     if env.get("MODELOPS_MODEL_DIR"):
-        return Path(env["MODELOPS_MODEL_DIR"])
+        path = Path(env["MODELOPS_MODEL_DIR"])
+        if digest:
+            from .sources.manifest import verify_dir
+
+            verify_dir(path, digest)
+        return path
+    uri = env.get("MODELOPS_MODEL_URI", "")
+    if uri and not uri.startswith("file://"):
+        from .sources.credentials import Credentials
+        from .sources.fetch import fetch
+        from .sources.uri import parse
+
+        cache = Path(env.get("MODELOPS_MODEL_CACHE") or "/tmp/modelops-models")
+        return fetch(parse(uri), Credentials.load(env.get("MODELOPS_CREDENTIALS_DIR"), env), cache, digest,
+                     env.get("MODELOPS_MODEL_VERSION"))
     if env.get("MODELOPS_MODEL_TAG"):
         import bentoml
 
         return Path(bentoml.models.get(env["MODELOPS_MODEL_TAG"]).path)
-    raise ValueError("set MODELOPS_MODEL_DIR (a model directory) or MODELOPS_MODEL_TAG (a BentoML model tag)")
+    raise ValueError("set MODELOPS_MODEL_DIR (a model directory), MODELOPS_MODEL_URI (s3:// or models:/) or "
+                     "MODELOPS_MODEL_TAG (a BentoML model tag)")
 
 
 @dataclass

@@ -34,6 +34,7 @@ readiness. (kwok marks any other pod Ready at once.) Deleting a pod stops its pr
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import logging
@@ -53,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LABEL_MD = "modelops.io/modeldeployment"
 READINESS_IMAGES = "podrunner.local/"  # images whose pods' readiness this runner reports
+RESOLVER = "modelops.io/resolver"  # a run-to-completion pod: its container runs once, its result is its status
+MESSAGE_BYTES, MESSAGE_LINES = 2048, 80  # what a kubelet keeps of logs for FallbackToLogsOnError
 log = logging.getLogger("podrunner")
 
 
@@ -245,6 +248,9 @@ class PodRunner:
     def _start_pod(self, rp: RunningPod, pod: dict) -> None:
         # kwok may hand a deleted pod's IP to a new pod: wait until the old one's
         # processes have released it.
+        if RESOLVER in rp.labels:
+            self._run_to_completion(rp, pod)
+            return
         with self._ip_lock(rp.ip):
             if rp.stopping or self._stop.is_set():
                 return
@@ -300,15 +306,89 @@ class PodRunner:
                 del self.pods[rp.uid]
         log.info("pod %s stopped", rp.name)
 
+    def _exec(self, rp: RunningPod, pod: dict, container: dict, volumes: dict[str, Path],
+              timeout: float) -> tuple[int, str, str]:
+        """Runs a command container once: (exit code, termination message, output). The
+        message is the termination-log file, else (FallbackToLogsOnError, on failure) the
+        log's tail, as a kubelet reports it."""
+        args = [self._map_path(a, container, volumes)
+                for a in (container.get("command") or []) + (container.get("args") or [])]
+        if args and args[0] == "modelops":
+            args[0] = str(VENV_BIN / "modelops")  # the image's entry point is this venv's
+        env = self._env(rp, pod, container, volumes)
+        term = rp.dir / f"{container['name']}.termination-log"
+        term.unlink(missing_ok=True)
+        env["MODELOPS_TERMINATION_LOG"] = str(term)
+        try:
+            result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+            code, output = result.returncode, result.stdout + result.stderr
+        except subprocess.TimeoutExpired as err:
+            code, output = 137, f"{err.stdout or ''}{err.stderr or ''}\nDeadlineExceeded after {timeout:.0f}s"
+        (rp.dir / f"{container['name']}.log").write_text(output)
+        message = term.read_text() if term.exists() else ""
+        if not message and code != 0 and container.get("termination_message_policy") == "FallbackToLogsOnError":
+            message = "\n".join(output.splitlines()[-MESSAGE_LINES:])[-MESSAGE_BYTES:]
+        return code, message, output
+
+    @staticmethod
+    def _terminated(code: int, message: str, started: str) -> dict:
+        return {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+                "startedAt": started, "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def _patch_status(self, rp: RunningPod, status: dict) -> None:
+        try:
+            self.core.patch_namespaced_pod_status(rp.name, self.namespace, {"status": status}, _request_timeout=10)
+        except Exception as err:  # noqa: BLE001 - reported in the log; the test sees the effect
+            log.warning("pod %s: writing its status failed: %s", rp.name, err)
+
+    def _run_to_completion(self, rp: RunningPod, pod: dict) -> None:
+        """A restartPolicy: Never pod (the operator's resolver): its one container runs,
+        and the pod ends Succeeded or Failed with the container's termination message."""
+        rp.dir.mkdir(parents=True, exist_ok=True)
+        spec = pod["spec"]
+        (container,) = spec["containers"]
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        volumes = self._volumes(rp, spec.get("volumes") or [])
+        code, message, output = self._exec(rp, pod, container, volumes, float(spec.get("active_deadline_seconds") or 600))
+        log.info("pod %s: %s exited %d", rp.name, container["name"], code)
+        self._patch_status(rp, {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [{
+            "name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+            "restartCount": 0, "state": {"terminated": self._terminated(code, message, started)}}]})
+
+    def _run_inits(self, rp: RunningPod, pod: dict, volumes: dict[str, Path]) -> None:
+        """Init containers in order, each until it succeeds: a failed one is reported in
+        the pod's initContainerStatuses (lastState, restartCount) and run again after a
+        growing back-off, as a kubelet does, until the pod goes."""
+        inits = pod["spec"].get("init_containers") or []
+        for init in inits:
+            restarts, backoff = 0, 5.0
+            while True:
+                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                code, message, output = self._exec(rp, pod, init, volumes, 300)
+                if code == 0:
+                    break
+                restarts += 1
+                log.warning("pod %s: init container %s exited %d: %s", rp.name, init["name"], code, message)
+                statuses = [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
+                             "restartCount": restarts if c is init else 0,
+                             "state": {"waiting": {"reason": "CrashLoopBackOff" if c is init else "PodInitializing"}},
+                             **({"lastState": {"terminated": self._terminated(code, message, started)}}
+                                if c is init else {})} for c in inits]
+                self._patch_status(rp, {"initContainerStatuses": statuses})
+                if self._stop.wait(0) or rp.stopping:
+                    raise RuntimeError(f"init container {init['name']} failed: {message or output[-500:]}")
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline and not rp.stopping and not self._stop.is_set():
+                    time.sleep(0.2)
+                if rp.stopping or self._stop.is_set():
+                    raise RuntimeError(f"init container {init['name']} failed: {message or output[-500:]}")
+                backoff = min(backoff * 2, 300.0)
+
     def _start_containers(self, rp: RunningPod, pod: dict) -> None:
         spec = pod["spec"]
         rp.dir.mkdir(parents=True, exist_ok=True)
         volumes = self._volumes(rp, spec.get("volumes") or [])
-        for init in spec.get("init_containers") or []:
-            args = [self._map_path(a, init, volumes) for a in (init.get("command") or []) + (init.get("args") or [])]
-            result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-            if result.returncode != 0:
-                raise RuntimeError(f"init container {init['name']} ({' '.join(args)}) failed: {result.stderr}")
+        self._run_inits(rp, pod, volumes)
         containers = {c["name"]: c for c in spec["containers"]}
         model = containers.get("model")
         if model is None:
@@ -348,6 +428,12 @@ class PodRunner:
                 items = cm.get("items") or [{"key": k, "path": k} for k in data]
                 for item in items:
                     (path / item["path"]).write_text(data[item["key"]])
+            secret = vol.get("secret")
+            if secret:
+                # As the kubelet mounts it: one file per key (the runner may read Secrets; the operator may not).
+                data = self.core.read_namespaced_secret(secret["secret_name"], self.namespace).data or {}
+                for key, value in data.items():
+                    (path / key).write_bytes(base64.b64decode(value))
             out[vol["name"]] = path
         return out
 

@@ -21,8 +21,10 @@ EXIT_SOURCE = 3  # the store said no: retrying the same thing will not help by i
 
 
 def _terminate(path: str | None, text: str) -> None:
-    """Writes the kubelet's termination message, when there is a place for it."""
-    path = path or (TERMINATION_LOG if os.access(TERMINATION_LOG, os.W_OK) else None)
+    """Writes the kubelet's termination message, when there is a place for it (the
+    kubelet mounts the file; it is never created outside a container)."""
+    path = path or os.environ.get("MODELOPS_TERMINATION_LOG") or (
+        TERMINATION_LOG if os.path.isfile(TERMINATION_LOG) and os.access(TERMINATION_LOG, os.W_OK) else None)
     if path:
         try:
             Path(path).write_text(text)

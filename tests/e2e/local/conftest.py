@@ -175,6 +175,8 @@ class Stack:
 def stack(cluster, crd, namespace, tmp_path):
     # Cluster-scoped chart objects are named after the release: one per namespace.
     release = f"modelops-e2e-{namespace[-6:]}"
+    # The chart's RoleBindings there need it, whether or not a gateway has started yet.
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}})
     install_chart(cluster, namespace, release, "--set", f"watchNamespaces={{{namespace}}}",
                   "--set", f"gatewayNamespaces={{{GATEWAY_NAMESPACE}}}")
     closers = [lambda: cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)]
