@@ -40,11 +40,12 @@ class ModelSource:
     digest: str | None
     secret: str | None
     resolve_interval: float | None  # seconds; None: pinned once per spec change
+    version: str = ""  # spec.model.version, which the pinned metadata.json must match
 
     @property
     def key(self) -> str:
         """What a resolution depends on: when this changes, an earlier one is void."""
-        text = json.dumps([str(self.uri), self.digest, self.secret], separators=(",", ":"))
+        text = json.dumps([str(self.uri), self.digest, self.secret, self.version], separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -58,7 +59,7 @@ def parse_source(model: dict, interval_seconds) -> ModelSource | None:
     if not parsed.remote:
         return None
     secret = (model.get("credentialsSecretRef") or {}).get("name")
-    return ModelSource(parsed, model.get("digest"), secret, interval_seconds)
+    return ModelSource(parsed, model.get("digest"), secret, interval_seconds, str(model.get("version", "")))
 
 
 def pinned_revision(revision: str, resolved: dict) -> str:

@@ -107,7 +107,9 @@ class Spec:
 
     def pinned(self, resolved: dict) -> "Spec":
         """This spec with its remote model pinned: the revision names the pinned bytes."""
-        return dataclasses.replace(self, resolved=resolved, revision=pinned_revision(self.revision, resolved))
+        model = {**self.model, "version": resolved["version"]}  # the semver the pinned metadata.json declares
+        return dataclasses.replace(self, model=model, resolved=resolved,
+                                   revision=pinned_revision(self.revision, resolved))
 
     @property
     def version(self) -> str:

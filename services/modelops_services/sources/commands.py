@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .credentials import Credentials
 from .errors import SourceError
-from .uri import parse
+from .uri import parse, parse_target
 
 TERMINATION_LOG = "/dev/termination-log"
 EXIT_SOURCE = 3  # the store said no: retrying the same thing will not help by itself
@@ -70,7 +70,7 @@ def publish_cmd(args: argparse.Namespace) -> int:
     from .publish import publish
 
     try:
-        uri, digest = publish(Path(args.model_dir), parse(args.to), Credentials.load(args.credentials),
+        uri, digest = publish(Path(args.model_dir), parse_target(args.to), Credentials.load(args.credentials),
                               alias=args.alias, force=args.force)
     except SourceError as err:
         print(f"modelops publish: {err}", file=sys.stderr)

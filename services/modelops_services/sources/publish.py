@@ -21,8 +21,9 @@ def publish(model_dir: Path, to: ModelUri, creds: Credentials, alias: str | None
             raise InvalidModel("--alias is for MLflow registries (models:/NAME)")
         return _to_s3(model_dir, to, creds, meta, digest, force), digest
     if to.scheme == "models":
-        if to.version:
-            raise InvalidModel(f"{to}: publish to models:/NAME; the registry numbers the version")
+        if to.version or to.alias:
+            raise InvalidModel(f"{to}: publish to models:/NAME (the registry numbers the version; --alias sets "
+                               "an alias)")
         from .mlflow import MlflowClient
 
         tags = {k: str(v) for k, v in {"mlflow.source.git.commit": meta.get("code_version"),
@@ -30,7 +31,7 @@ def publish(model_dir: Path, to: ModelUri, creds: Credentials, alias: str | None
                                        "modelops.training_data_hash": meta.get("training_data_hash"),
                                        "modelops.digest": digest}.items() if v}
         mv = MlflowClient.from_credentials(creds).publish(
-            Path(model_dir), to.name or to.alias, str(meta["version"]), params=meta.get("hyperparameters") or {},
+            Path(model_dir), to.name, str(meta["version"]), params=meta.get("hyperparameters") or {},
             metrics=meta.get("metrics") or {}, tags=tags, alias=alias)
         return f"models:/{mv.name}/{mv.version}", digest
     raise InvalidModel(f"publish to s3:// or models:/, not {to}")

@@ -52,6 +52,17 @@ class ModelUri:
         return f"models:/{self.name}/{self.version}" if self.version else f"models:/{self.name}@{self.alias}"
 
 
+REGISTERED = re.compile(r"^models:/([^/@\s]+)/?$")
+
+
+def parse_target(uri: str) -> ModelUri:
+    """Where `modelops publish` puts a model: any URI, or models:/NAME (the registry
+    numbers the new version)."""
+    if m := REGISTERED.match(uri):
+        return ModelUri("models", name=m.group(1))
+    return parse(uri)
+
+
 def parse(uri: str) -> ModelUri:
     """The URI's parts; ValueError saying which forms are accepted."""
     if m := FILE.match(uri):

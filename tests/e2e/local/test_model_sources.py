@@ -17,7 +17,7 @@ import pytest
 from modelops_services.sources.credentials import Credentials
 from modelops_services.sources.publish import publish
 from modelops_services.sources.s3 import S3Client
-from modelops_services.sources.uri import parse
+from modelops_services.sources.uri import parse, parse_target
 
 from ...kube import wait_for
 from .conftest import churn
@@ -133,3 +133,28 @@ def test_bad_credentials_and_an_untrusted_store_are_conditions_not_crash_loops(s
         assert not st.get("candidate") and st["stable"]["revision"] == stable
         assert st["resolution"]["failures"] <= 3, st["resolution"]  # 15 s, 30 s, ... apart
         assert len(resolver_pods(stack)) <= 1
+
+
+def test_a_registry_alias_that_moves_starts_a_rollout_with_both_versions_in_status(stack, models, mlflow_server,
+                                                                                     tmp_path):
+    creds = Credentials.load(env=mlflow_server.env())
+    secret(stack, "registry", mlflow_server.env())
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    target = parse_target(f"models:/{name}")
+    publish(release(models, tmp_path, "churn-sklearn-v1", "1.0.0"), target, creds, alias="champion")
+    stack.apply(remote(models, "1.0.0", f"models:/{name}@champion", "registry", resolveInterval="10s"))
+    st = stack.wait_phase("Succeeded", "1.0.0")
+    assert st["stable"]["model"]["uri"] == f"models:/{name}/1" and st["stable"]["model"]["registryVersion"] == "1"
+    assert st["stable"]["model"]["metrics"]
+    stack.wait_serving(st["stable"]["revision"], 1)
+    traffic = stack.traffic(rate=20, rows=2)
+    # A registry promotion, no spec change: a compatible 1.1.0 takes the alias.
+    publish(release(models, tmp_path, "churn-xgboost-v1", "1.1.0"), target, creds, alias="champion")
+    st = wait_for(lambda: (s := stack.status()).get("candidate") and s, 60, message="the alias' move noticed")
+    assert st["candidate"]["model"]["registryVersion"] == "2" and st["stable"]["model"]["registryVersion"] == "1"
+    assert st["candidate"]["model"]["metrics"] and st["stable"]["model"]["metrics"]
+    assert st["candidate"]["version"] == "1.1.0"
+    st, _ = wait_promoted(stack, "1.1.0")
+    assert st["stable"]["model"]["uri"] == f"models:/{name}/2"
+    assert st["history"][0]["model"]["registryVersion"] == "2"
+    assert not [r for r in traffic.requests if r[3] != 200]

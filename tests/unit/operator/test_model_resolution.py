@@ -109,12 +109,13 @@ def test_with_resolve_interval_a_moved_alias_starts_a_rollout_with_both_versions
     spec["model"]["resolveInterval"] = "30s"
     spec["model"]["version"] = "1.0.0"
     sim = RegistrySim(spec)
-    sim.semver["2"] = "1.0.0"  # the same semver: a retrained 1.0.0 pushed under the alias
+    sim.semver["2"] = "1.1.0"  # a compatible release promoted in the registry
     sim.run(deployed)
     first = sim.status["stable"]["revision"]
     sim.alias = "2"
     sim.run(lambda s: s.status.get("candidate"), advance=5)
     assert sim.status["candidate"]["model"]["registryVersion"] == "2"
+    assert sim.status["candidate"]["version"] == "1.1.0"  # the pinned metadata's semver
     assert sim.status["stable"]["model"]["registryVersion"] == "1"
     assert any(r == "RolloutStarted" and "models:/churn/2" in m for r, m in sim.events)
     sim.run(lambda s: s.status.get("stable", {}).get("revision") != first and deployed(s))
@@ -192,3 +193,29 @@ def test_fetch_errors_come_from_the_init_containers_last_termination():
     assert fetch_error(pod) == "model fetch failed: bad credentials: SignatureDoesNotMatch"
     ok = {"status": {"initContainerStatuses": [{"name": "fetch-model", "state": {"terminated": {"exitCode": 0}}}]}}
     assert fetch_error(ok) is None
+
+
+def test_following_an_alias_a_new_major_version_waits_for_a_spec_change():
+    spec = copy.deepcopy(SPEC)
+    spec["model"]["resolveInterval"] = "30s"
+    sim = RegistrySim(spec)
+    sim.run(deployed)
+    sim.alias = "2"  # 2.0.0
+    for _ in range(20):
+        sim.reconcile(advance=5)
+    inv = cond(sim, "InvalidSpec")
+    assert inv["status"] == "True" and "2.0.0" in inv["message"] and "1.0.0" in inv["message"]
+    assert not sim.status.get("candidate") and sim.status["stable"]["model"]["registryVersion"] == "1"
+    sim.set_spec(model__version="2.0.0")
+    sim.run(lambda s: s.status.get("candidate"), advance=5)
+    assert sim.status["candidate"]["model"]["registryVersion"] == "2"
+
+
+def test_a_mismatch_is_looked_at_again_when_spec_model_version_changes():
+    sim = RegistrySim(SPEC, semver="1.1.0")
+    for _ in range(5):
+        sim.reconcile()
+    assert cond(sim, "InvalidSpec")["status"] == "True"
+    sim.set_spec(model__version="1.1.0")
+    sim.run(deployed)
+    assert sim.status["stable"]["version"] == "1.1.0" and cond(sim, "InvalidSpec")["status"] == "False"
