@@ -36,6 +36,8 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("get", "gateways.gateway.networking.k8s.io", "ns"),
     ("get", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("list", "pods", "all"),
+    ("create", "pods", "ns"),  # resolver pods: they read the credentials Secret, the operator never does
+    ("delete", "pods", "ns"),
     ("create", "events", "ns"),
     ("create", "events.events.k8s.io", "ns"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
@@ -45,9 +47,9 @@ REFUSED = [  # what it must never be able to do
     ("get", "secrets", "ns"),
     ("list", "secrets", "all"),
     ("get", "pods/proxy", "ns"),  # unless monitorAccess=proxy
-    ("create", "pods", "ns"),
-    ("delete", "pods", "ns"),
+    ("update", "pods", "ns"),
     ("create", "pods/exec", "ns"),
+    ("get", "pods/log", "ns"),
     ("create", "modeldeployments.modelops.io", "ns"),
     ("delete", "modeldeployments.modelops.io", "ns"),
     ("create", "clusterroles.rbac.authorization.k8s.io", "cluster"),
