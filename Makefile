@@ -14,7 +14,7 @@ BIN := $(MODELOPS_CACHE)/bin/$(KUBE_VERSION)
 HELM := $(BIN)/helm
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps binaries gateways cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
+.PHONY: help venv deps binaries gateways stores cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ binaries: ## Build the cluster binaries (apiserver, etcd, kwok, helm, ...) if mi
 gateways: ## Build the Gateway API implementations the tests run (Envoy Gateway + Envoy, Traefik) if missing
 	hack/build-gateways.sh
 
+stores: venv ## Build the model stores the tests run (Versity S3 gateway, an MLflow registry venv) if missing
+	hack/build-versity.sh
+	hack/build-mlflow.sh
+
 cluster-up: binaries ## Start the local cluster (etcd, apiserver, controller-manager, scheduler, kwok)
 	hack/cluster.sh up
 	@echo "export KUBECONFIG=$$(hack/cluster.sh kubeconfig)"
@@ -52,11 +56,11 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 	$(HELM) lint --strict charts/modelops
 	diff -u manifests/operator.yaml <(manifests/render.sh $(HELM))
 
-test: venv deps binaries gateways ## Run the whole test suite (unit, integration and end-to-end on the local cluster)
+test: venv deps binaries gateways stores ## Run the whole test suite (unit, integration and end-to-end on the local cluster)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 .PHONY: e2e
-e2e: venv deps binaries gateways ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
+e2e: venv deps binaries gateways stores ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: e2e-kind

@@ -152,11 +152,24 @@ def main() -> int:
     p.add_argument("--flavour", choices=["sklearn", "xgboost"], action="append")
     p.add_argument("--training-date", help="ISO date recorded in metadata (default: today)")
     p.add_argument("--bentoml-store", action="store_true", help="also save each model into the BentoML model store")
+    p.add_argument("--publish-to", metavar="URI",
+                   help="publish each model (digests into metadata.json, then upload): a template with {model} "
+                        "and {version}, e.g. s3://models/{model}/{version}/ or models:/{model}; credentials from "
+                        "AWS_* / MLFLOW_TRACKING_* in the environment")
+    p.add_argument("--alias", help="with models:/, point this alias at each new version")
     args = p.parse_args()
     for path in train_all(Path(args.out), args.rows, args.seed, tuple(args.flavour or ("sklearn", "xgboost")),
                           training_date=args.training_date):
         meta = json.loads((path / METADATA).read_text())
         tag = f" bentoml tag {save_to_bentoml_store(path)}" if args.bentoml_store else ""
+        if args.publish_to:
+            from modelops_services.sources.credentials import Credentials
+            from modelops_services.sources.publish import publish
+            from modelops_services.sources.uri import parse_target
+
+            target = parse_target(args.publish_to.format(model=path.name, version=meta["version"]))
+            uri, digest = publish(path, target, Credentials.load(), alias=args.alias)
+            tag += f" published {uri} ({digest})"
         print(f"{path}: {meta['name']} {meta['version']} auc={meta['metrics']['roc_auc']}{tag}")
     return 0
 

@@ -1,6 +1,9 @@
 """The demo: a drifting canary rolled back by itself, on the local cluster.
 
-Model 1.0.0 serves; 2.0.0 rolls out as a canary; mid-canary the inputs shift (one
+The two models are published to an S3-compatible store (Versity gateway over TLS with
+its own CA) with `modelops publish`, and the ModelDeployment names them by URI: the
+operator pins each one (the digest of its metadata.json) and every pod fetches and
+verifies it before loading. Model 1.0.0 serves; 2.0.0 rolls out as a canary; mid-canary the inputs shift (one
 feature's mean moves, as after a unit change upstream); the operator sees the drift at
 its next gates and rolls back. Everything is real except the nodes: the chart's
 ServiceAccount runs the operator, kwok's pods are served by the pod runner (BentoML
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -36,7 +40,8 @@ from modelops_operator.timeline import Event, Timeline, finished  # noqa: E402
 from tests import kube  # noqa: E402
 from tests.e2e.podrunner import PodRunner  # noqa: E402
 from tests.e2e.prometheus_sd import start_prometheus  # noqa: E402
-from tests.e2e.local.conftest import churn  # noqa: E402  (the scenarios' ModelDeployment: short gates)
+from tests.e2e.local.conftest import release, remote  # noqa: E402  (the scenarios' ModelDeployment: short gates)
+from tests.s3store import start_versity, versitygw_binary  # noqa: E402
 from tests.e2e.traffic import TrafficDriver  # noqa: E402
 from tests.integration.operator_harness import OperatorProcess  # noqa: E402
 
@@ -146,6 +151,19 @@ def main(argv: list[str] | None = None) -> int:
 
     closers = []
     try:
+        say("an S3-compatible model store (Versity gateway, TLS with a self-signed CA); publishing both models")
+        store = start_versity(out / "store", tls=True, binary=versitygw_binary())
+        closers.append(store.stop)
+        env = {**os.environ, **store.credentials_env()}
+        for version, source in (("1.0.0", "churn-sklearn-v1"), ("2.0.0", "churn-xgboost-v1")):
+            directory = release(models, out / "releases", source, version)
+            uri = f"s3://models/churn/{version}/"
+            print(f"  $ modelops publish {directory.name} --to {uri}")
+            subprocess.run([str(Path(sys.executable).parent / "modelops"), "publish", str(directory), "--to", uri],
+                           env=env, check=True)
+        cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "model-store"},
+                       "stringData": store.secret_data()}, namespace=NAMESPACE)
+
         say("Prometheus with Kubernetes service discovery; the pod runner; the operator as its ServiceAccount")
         prometheus = start_prometheus(cluster, NAMESPACE, out / "prometheus")
         closers.append(prometheus.stop)
@@ -155,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         operator.start()
         closers.append(operator.stop)
 
-        say("1.0.0 (scikit-learn) serving")
-        cluster.apply(churn(models, "1.0.0", "churn-sklearn-v1", replicas=4, steps=STEPS), namespace=NAMESPACE)
+        say("1.0.0 (scikit-learn) from s3://models/churn/1.0.0/, pinned, fetched and verified by each pod")
+        cluster.apply(remote(models, "1.0.0", "s3://models/churn/1.0.0/", "model-store", replicas=4, steps=STEPS),
+                      namespace=NAMESPACE)
         kube.wait_for(lambda: (cluster.get_json("md", "churn", namespace=NAMESPACE).get("status") or {})
                       .get("phase") == "Succeeded", 180, message="1.0.0 available")
         stable = cluster.get_json("md", "churn", namespace=NAMESPACE)["status"]["stable"]["revision"]
@@ -169,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         say("rolling out 2.0.0 (XGBoost) as a canary: 25% (15s pause), 50%, 75%, gates every 5s")
         timeline = Timeline()
         timeline.add(cluster.get_json("md", "churn", namespace=NAMESPACE), time.monotonic())
-        cluster.apply(churn(models, "2.0.0", "churn-xgboost-v1", replicas=4, steps=STEPS), namespace=NAMESPACE)
+        cluster.apply(remote(models, "2.0.0", "s3://models/churn/2.0.0/", "model-store", replicas=4, steps=STEPS),
+                      namespace=NAMESPACE)
         md = live(cluster, Scores(prometheus.url), timeline, traffic, drift_at_weight=25)
 
         png = out / "timeline.png"

@@ -44,7 +44,8 @@ def render_status(md: dict, now: datetime | None = None) -> str:
     routing = next(iter(strategy.get("trafficRouting") or {"replicas": {}}))
     lines = [
         f"Name:        {meta['name']} (namespace {meta['namespace']})",
-        f"Model:       {model.get('name')} {model.get('version')}  image {model.get('image')}",
+        f"Model:       {model.get('name')} {model.get('version')}  image {model.get('image')}"
+        + (f"  from {model['uri']}" if model.get("uri") else ""),
         f"Strategy:    {strategy.get('type')}, {routing} routing",
     ]
     phase = st.get("phase", "Pending")
@@ -65,6 +66,8 @@ def render_status(md: dict, now: datetime | None = None) -> str:
         if track:
             lines.append(f"{role.capitalize() + ':':<12} {track.get('version')} ({track.get('revision')})  "
                          f"{track.get('readyReplicas', 0)}/{track.get('replicas', 0)} ready")
+            if track.get("model"):
+                lines.append(f"             {_pinned(track['model'])}")
     verdict = st.get("lastVerdict")
     if verdict:
         lines.append(f"Verdict:     {verdict.get('result')} ({verdict.get('reason')}): {verdict.get('message')}  "
@@ -80,7 +83,7 @@ def render_status(md: dict, now: datetime | None = None) -> str:
         for c in conditions:
             # The ones a person has to act on: set problems, and a route no gateway serves.
             problem = c["status"] == "True" and c["type"] in ("Paused", "Degraded", "InvalidSpec") or \
-                c["status"] == "False" and c["type"] == "RouteReady"
+                c["status"] == "False" and c["type"] in ("RouteReady", "ModelResolved")
             if problem:
                 lines.append(f"  {c['type']}: {c.get('reason')}: {c.get('message')}")
     transition = st.get("transition")
@@ -90,11 +93,21 @@ def render_status(md: dict, now: datetime | None = None) -> str:
     return "\n".join(lines)
 
 
+def _pinned(model: dict) -> str:
+    """A pinned remote model in one line: where, which registry version, which bytes, how good."""
+    reg = f" (registry v{model['registryVersion']})" if model.get("registryVersion") else ""
+    metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                        for k, v in sorted((model.get("metrics") or {}).items())[:4])
+    return f"{model.get('uri')}{reg} {str(model.get('digest', ''))[:19]}" + (f"  {metrics}" if metrics else "")
+
+
 def render_history(md: dict) -> str:
-    rows = [("REVISION", "VERSION", "OUTCOME", "REASON", "STARTED", "FINISHED")]
+    rows = [("REVISION", "VERSION", "OUTCOME", "REASON", "MODEL", "STARTED", "FINISHED")]
     for entry in (md.get("status") or {}).get("history", []):
+        pinned = entry.get("model") or {}
+        where = pinned.get("uri", "") + (f" v{pinned['registryVersion']}" if pinned.get("registryVersion") else "")
         rows.append((entry.get("revision", ""), entry.get("version", ""), entry.get("outcome", ""),
-                     entry.get("reason", ""), entry.get("startedAt", ""), entry.get("finishedAt", "")))
+                     entry.get("reason", ""), where, entry.get("startedAt", ""), entry.get("finishedAt", "")))
     if len(rows) == 1:
         return "no finished rollouts yet"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -77,6 +77,32 @@ def churn(models: Path, version: str, model: str, *, replicas: int = 2, steps=No
     }
 
 
+MODEL_SERVER_IMAGE = "podrunner.local/modelops-model:0.1.0"  # the generic model server: no model inside
+
+
+def release(models: Path, out: Path, source: str, version: str) -> Path:
+    """A copy of example model directory `source` released as `version`, to publish."""
+    import shutil
+    import uuid
+
+    d = out / f"{source}-{version}-{uuid.uuid4().hex[:6]}"
+    shutil.copytree(models / source, d)
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["version"] = version
+    (d / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return d
+
+
+def remote(models: Path, version: str, uri: str, secret: str, replicas: int = 1, steps=None, **model) -> dict:
+    """The churn ModelDeployment serving a published model by URI with the generic model
+    server image; its reference profile is the one published with the model."""
+    doc = churn(models, version, "churn-sklearn-v1", replicas=replicas, steps=steps or [{"weight": 50, "pause": "10s"}])
+    doc["spec"]["model"] = {"name": "churn", "version": version, "image": MODEL_SERVER_IMAGE, "uri": uri,
+                            "credentialsSecretRef": {"name": secret}, **model}
+    doc["spec"]["monitor"] = {"window": "30s"}
+    return doc
+
+
 class StatusLog:
     """The ModelDeployment's status, polled every `every` seconds from a thread: when
     each verdict came, and when the phase and weights changed."""

@@ -7,7 +7,6 @@ the pinned directory and verifies each file before the model server loads it."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 import uuid
@@ -20,29 +19,10 @@ from modelops_services.sources.s3 import S3Client
 from modelops_services.sources.uri import parse, parse_target
 
 from ...kube import wait_for
-from .conftest import churn
+from .conftest import release, remote
 from .test_rollouts import wait_promoted
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
-IMAGE = "podrunner.local/modelops-model:0.1.0"  # the generic model server: no model inside
-
-
-def release(models, tmp_path, source: str, version: str):
-    """A copy of an example model directory released as `version`."""
-    d = tmp_path / "releases" / f"{version}-{uuid.uuid4().hex[:6]}"
-    shutil.copytree(models / source, d)
-    meta = json.loads((d / "metadata.json").read_text())
-    meta["version"] = version
-    (d / "metadata.json").write_text(json.dumps(meta, indent=2))
-    return d
-
-
-def remote(models, version: str, uri: str, secret: str, replicas: int = 1, **model) -> dict:
-    doc = churn(models, version, "churn-sklearn-v1", replicas=replicas, steps=[{"weight": 50, "pause": "10s"}])
-    doc["spec"]["model"] = {"name": "churn", "version": version, "image": IMAGE, "uri": uri,
-                            "credentialsSecretRef": {"name": secret}, **model}
-    doc["spec"]["monitor"] = {"window": "30s"}  # the reference profile published with the model
-    return doc
 
 
 def secret(stack, name: str, data: dict) -> None:
@@ -70,8 +50,8 @@ def test_a_canary_from_one_s3_prefix_to_the_next_is_promoted(stack, models, stor
     versity, bucket, creds = store
     secret(stack, "store", versity.secret_data())
     uri1, uri2 = f"s3://{bucket}/churn/1.0.0/", f"s3://{bucket}/churn/2.0.0/"
-    _, d1 = publish(release(models, tmp_path, "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
-    _, d2 = publish(release(models, tmp_path, "churn-xgboost-v1", "2.0.0"), parse(uri2), creds)
+    _, d1 = publish(release(models, tmp_path / "releases", "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
+    _, d2 = publish(release(models, tmp_path / "releases", "churn-xgboost-v1", "2.0.0"), parse(uri2), creds)
     stack.apply(remote(models, "1.0.0", uri1, "store"))
     st = stack.wait_phase("Succeeded", "1.0.0")
     assert st["stable"]["model"]["digest"] == d1 and st["stable"]["model"]["uri"] == uri1
@@ -93,8 +73,8 @@ def test_a_tampered_model_file_is_refused_and_the_rollout_stops_with_the_cause(s
     versity, bucket, creds = store
     secret(stack, "store", versity.secret_data())
     uri1, uri2 = f"s3://{bucket}/churn/1.0.0/", f"s3://{bucket}/churn/2.0.0/"
-    publish(release(models, tmp_path, "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
-    publish(release(models, tmp_path, "churn-sklearn-v1", "2.0.0"), parse(uri2), creds)
+    publish(release(models, tmp_path / "releases", "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
+    publish(release(models, tmp_path / "releases", "churn-sklearn-v1", "2.0.0"), parse(uri2), creds)
     stack.apply(remote(models, "1.0.0", uri1, "store"))
     stable = stack.wait_phase("Succeeded", "1.0.0")["stable"]["revision"]
     # Someone swaps the pickle behind the published manifest.
@@ -116,8 +96,8 @@ def test_bad_credentials_and_an_untrusted_store_are_conditions_not_crash_loops(s
     secret(stack, "wrong-key", {**versity.secret_data(), "AWS_SECRET_ACCESS_KEY": "not-the-key"})
     secret(stack, "no-ca", versity.secret_data(ca=False))
     uri1, uri2 = f"s3://{bucket}/churn/1.0.0/", f"s3://{bucket}/churn/2.0.0/"
-    publish(release(models, tmp_path, "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
-    publish(release(models, tmp_path, "churn-xgboost-v1", "2.0.0"), parse(uri2), creds)
+    publish(release(models, tmp_path / "releases", "churn-sklearn-v1", "1.0.0"), parse(uri1), creds)
+    publish(release(models, tmp_path / "releases", "churn-xgboost-v1", "2.0.0"), parse(uri2), creds)
     stack.apply(remote(models, "1.0.0", uri1, "store"))
     stable = stack.wait_phase("Succeeded", "1.0.0")["stable"]["revision"]
 
@@ -141,7 +121,7 @@ def test_a_registry_alias_that_moves_starts_a_rollout_with_both_versions_in_stat
     secret(stack, "registry", mlflow_server.env())
     name = f"churn-{uuid.uuid4().hex[:8]}"
     target = parse_target(f"models:/{name}")
-    publish(release(models, tmp_path, "churn-sklearn-v1", "1.0.0"), target, creds, alias="champion")
+    publish(release(models, tmp_path / "releases", "churn-sklearn-v1", "1.0.0"), target, creds, alias="champion")
     stack.apply(remote(models, "1.0.0", f"models:/{name}@champion", "registry", resolveInterval="10s"))
     st = stack.wait_phase("Succeeded", "1.0.0")
     assert st["stable"]["model"]["uri"] == f"models:/{name}/1" and st["stable"]["model"]["registryVersion"] == "1"
@@ -149,7 +129,7 @@ def test_a_registry_alias_that_moves_starts_a_rollout_with_both_versions_in_stat
     stack.wait_serving(st["stable"]["revision"], 1)
     traffic = stack.traffic(rate=20, rows=2)
     # A registry promotion, no spec change: a compatible 1.1.0 takes the alias.
-    publish(release(models, tmp_path, "churn-xgboost-v1", "1.1.0"), target, creds, alias="champion")
+    publish(release(models, tmp_path / "releases", "churn-xgboost-v1", "1.1.0"), target, creds, alias="champion")
     st = wait_for(lambda: (s := stack.status()).get("candidate") and s, 60, message="the alias' move noticed")
     assert st["candidate"]["model"]["registryVersion"] == "2" and st["stable"]["model"]["registryVersion"] == "1"
     assert st["candidate"]["model"]["metrics"] and st["stable"]["model"]["metrics"]
