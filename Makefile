@@ -78,6 +78,7 @@ bench: venv binaries ## Run the benchmarks (BENCH_ARGS=--quick for a short run);
 	$(PY) -m bench.operator $(BENCH_ARGS)
 	$(PY) -m bench.drift $(BENCH_ARGS)
 	$(PY) -m bench.loop $(BENCH_ARGS)
+	$(PY) -m bench.sources $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv (the binary cache stays)
 	rm -rf $(VENV) .pytest_cache

@@ -12,12 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .model_dir import PROFILE, load_model_dir
-from .profiling import build_profile, read_table
 from .sources.commands import add_commands
 
 
 def _profile(args: argparse.Namespace) -> int:
+    # Imported here: the fetch and resolve commands start pods and must start fast.
+    from .model_dir import PROFILE, load_model_dir
+    from .profiling import build_profile, read_table
+
     model = load_model_dir(args.model_dir)
     df = read_table(args.data)
     profile = build_profile(df, model, n_bins=args.bins, top_k=args.top_k)

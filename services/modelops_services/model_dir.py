@@ -19,12 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .model_files import METADATA, MODEL_FILES, PROFILE, REQUIRED  # noqa: F401 - also imported from here
 from .schema import FeatureSchema
-
-METADATA = "metadata.json"
-PROFILE = "profile.json"
-MODEL_FILES = {"sklearn": "model.joblib", "xgboost": "model.ubj"}
-REQUIRED = ("name", "version", "framework", "task", "features")
 
 
 def resolve_model_dir(env: dict[str, str] | None = None) -> Path:

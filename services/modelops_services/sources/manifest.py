@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from ..model_dir import METADATA, MODEL_FILES
+from ..model_files import METADATA, MODEL_FILES
 from .errors import InvalidModel, Mismatch, MissingFile
 
 MAX_METADATA_BYTES = 4 << 20
