@@ -10,13 +10,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    *) die "unknown argument $arg (usage: hack/build-gateways.sh [--force])" ;;
-  esac
-done
+parse_force "$@"
 
 envoy_dir="$ENVOY_DATA_HOME/envoy-versions/$ENVOY_VERSION/bin"
 mkdir -p "$GATEWAY_BIN_DIR" "$envoy_dir"

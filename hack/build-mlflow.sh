@@ -9,13 +9,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    *) die "unknown argument $arg (usage: hack/build-mlflow.sh [--force])" ;;
-  esac
-done
+parse_force "$@"
 
 mlflow_dir="$MODELOPS_CACHE/mlflow-$MLFLOW_VERSION"
 venv="$mlflow_dir/venv"

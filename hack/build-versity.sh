@@ -9,13 +9,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    *) die "unknown argument $arg (usage: hack/build-versity.sh [--force])" ;;
-  esac
-done
+parse_force "$@"
 
 VERSITY_BIN_DIR="$MODELOPS_CACHE/bin/versitygw-$VERSITYGW_VERSION"
 bin="$VERSITY_BIN_DIR/versitygw"

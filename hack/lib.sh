@@ -32,6 +32,17 @@ export CGO_ENABLED=0
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# The one flag of the build scripts: --force (build again) sets force=1.
+parse_force() {
+  force=0
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      --force) force=1 ;;
+      *) die "unknown argument $arg (usage: $(basename "$0") [--force])" ;;
+    esac
+  done
+}
 
 # Prints one field (GoMod, Dir, ...) of `go mod download -json MODULE@VERSION`.
 # Runs outside any module so it never edits a go.mod; uses python3, not jq (not everywhere).

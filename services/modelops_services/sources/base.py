@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .credentials import Credentials
+from .errors import Mismatch
+from .manifest import MAX_METADATA_BYTES, files_of, parse_metadata, sha256_bytes
 from .uri import ModelUri
 
 # scheme -> module with `open_source(uri, creds) -> Source`
@@ -34,3 +36,14 @@ def open_source(uri: ModelUri, creds: Credentials) -> Source:
     returned source sees the same registry version."""
     module = importlib.import_module(f"{__package__}.{SOURCES[uri.scheme]}")
     return module.open_source(uri, creds)
+
+
+def read_manifest(src: Source, digest: str | None) -> tuple[bytes, str, dict, dict]:
+    """metadata.json of a source: its bytes, its digest (checked against `digest` when
+    given), the metadata, and the files it lists (checked for shape)."""
+    data = src.read("metadata.json", MAX_METADATA_BYTES)
+    actual = sha256_bytes(data)
+    if digest and actual != digest:
+        raise Mismatch(f"metadata.json digest mismatch: want {digest}, {src.uri} has {actual}")
+    meta = parse_metadata(data)
+    return data, actual, meta, files_of(meta)

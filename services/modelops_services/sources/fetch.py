@@ -10,10 +10,10 @@ import os
 import shutil
 from pathlib import Path
 
-from .base import open_source
+from .base import open_source, read_manifest
 from .credentials import Credentials
 from .errors import Mismatch, MissingFile, NotFound
-from .manifest import MAX_METADATA_BYTES, files_of, parse_metadata, sha256_bytes, sha256_file
+from .manifest import sha256_file
 from .uri import ModelUri
 
 VERIFIED = ".verified"  # written last into a cache entry: its digest
@@ -38,14 +38,9 @@ def fetch(uri: ModelUri, creds: Credentials, cache: Path, digest: str | None = N
     if (hit := cached(cache, digest)) is not None:
         return hit
     src = open_source(uri, creds)
-    data = src.read("metadata.json", MAX_METADATA_BYTES)
-    actual = sha256_bytes(data)
-    if digest and actual != digest:
-        raise Mismatch(f"metadata.json digest mismatch: want {digest}, got {actual}")
-    meta = parse_metadata(data)
+    data, actual, meta, files = read_manifest(src, digest)
     if version and str(meta.get("version")) != version:
         raise Mismatch(f"metadata.json declares version {meta.get('version')!r}, the deployment wants {version}")
-    files = files_of(meta)
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     entry = cache_entry(cache, actual)

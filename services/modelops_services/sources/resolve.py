@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .base import open_source
+from .base import open_source, read_manifest
 from .credentials import Credentials
-from .errors import Mismatch
-from .manifest import MAX_METADATA_BYTES, check_semver, files_of, parse_metadata, sha256_bytes
+from .manifest import check_semver
 from .uri import ModelUri
 
 TERMINATION_LIMIT = 4096  # bytes a kubelet keeps of a termination message
@@ -57,12 +56,7 @@ def resolve(uri: ModelUri, creds: Credentials, digest: str | None = None) -> Res
     """Pins `uri` and reads what status shows of it. Mismatch when `digest` is given and
     metadata.json is not it; InvalidModel when the directory has no manifest."""
     src = open_source(uri, creds)
-    data = src.read("metadata.json", MAX_METADATA_BYTES)
-    actual = sha256_bytes(data)
-    if digest and digest != actual:
-        raise Mismatch(f"metadata.json digest mismatch: spec.model.digest is {digest}, {src.uri} has {actual}")
-    meta = parse_metadata(data)
-    files_of(meta)
+    _, actual, meta, _ = read_manifest(src, digest)
     details = src.details()
     source = {k: v for k, v in {
         "runId": details.get("run_id"),
