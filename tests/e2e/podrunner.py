@@ -13,9 +13,15 @@ that IP, from the pod spec alone (env, ports, volumes, init containers):
 A pod is its own network namespace, so `127.0.0.1`/`localhost` in the pod's env means
 the pod's IP here (the model server reaches its sidecar at <podIP>:9091), and
 `0.0.0.0` binds the pod's IP only. Volumes are directories under the runner's workdir:
-ConfigMap volumes are written from the ConfigMap, emptyDirs start empty, and init
-containers run first with their paths mapped the same way, so a profile copied out of
-the "image" by `cp` lands where the monitor reads it. The image's filesystem is this
+ConfigMap volumes are written from the ConfigMap, Secret volumes one file per key (as
+a kubelet mounts them), emptyDirs start empty, and init containers run first with
+their env and paths mapped the same way, so a profile copied out of the "image" by
+`cp`, or a model fetched by `modelops fetch`, lands where the containers read it. A
+failed init container is reported in the pod's initContainerStatuses (lastState with
+its termination message, restartCount) and run again after a growing back-off. A
+resolver pod (label modelops.io/resolver, restartPolicy Never) runs its one container
+to completion and ends Succeeded or Failed with the termination message a kubelet
+would report (the termination-log file, else the log's tail on failure). The image's filesystem is this
 machine's: file:// model URIs (MODELOPS_MODEL_DIR) point at local directories such
 as those examples/train_churn.py writes. A pod whose model is baked into an image can
 be served by naming a directory for that image (`images=`).
