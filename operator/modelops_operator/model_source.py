@@ -189,6 +189,9 @@ def fetch_error(pod: dict) -> str | None:
     for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
         if cs.get("name") != FETCH_CONTAINER:
             continue
+        done = ((cs.get("state") or {}).get("terminated") or {}).get("exitCode")
+        if done == 0:
+            return None  # it fetched after all: an earlier failure (lastState) is history
         for state in (cs.get("state") or {}, cs.get("lastState") or {}):
             term = state.get("terminated")
             if term and term.get("exitCode") not in (0, None):

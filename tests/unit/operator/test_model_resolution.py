@@ -193,6 +193,10 @@ def test_fetch_errors_come_from_the_init_containers_last_termination():
     assert fetch_error(pod) == "model fetch failed: bad credentials: SignatureDoesNotMatch"
     ok = {"status": {"initContainerStatuses": [{"name": "fetch-model", "state": {"terminated": {"exitCode": 0}}}]}}
     assert fetch_error(ok) is None
+    # A store that was down for a moment: the retry fetched, the pod starts.
+    recovered = {"status": {"initContainerStatuses": [{"name": "fetch-model", "state": {"terminated": {"exitCode": 0}},
+                                                        "lastState": pod["status"]["initContainerStatuses"][0]["lastState"]}]}}
+    assert fetch_error(recovered) is None
 
 
 def test_following_an_alias_a_new_major_version_waits_for_a_spec_change():
