@@ -70,6 +70,16 @@ def test_a_tampered_object_is_refused_and_never_cached(versity, bucket, tmp_path
     assert not list((tmp_path / "cache").iterdir())
 
 
+def test_an_object_larger_than_listed_is_cut_off(versity, bucket, tmp_path):
+    creds = creds_of(versity)
+    uri = parse(f"s3://{bucket}/churn/1.0.0/")
+    _, digest = publish(model_dir(tmp_path), uri, creds)
+    S3Client.from_credentials(creds).put(bucket, "churn/1.0.0/model.joblib", b"w" * (4 << 20))
+    with pytest.raises(Mismatch, match="model.joblib is larger than the 7 bytes"):
+        fetch(uri, creds, tmp_path / "cache", digest)
+    assert not list((tmp_path / "cache").iterdir())
+
+
 def test_a_missing_object_is_named(versity, bucket, tmp_path):
     creds = creds_of(versity)
     d = model_dir(tmp_path)

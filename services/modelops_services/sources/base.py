@@ -24,8 +24,9 @@ class Source(Protocol):
     def read(self, rel: str, max_bytes: int) -> bytes:
         """A file of the directory (metadata.json); NotFound when it is not there."""
 
-    def download(self, rel: str, dest: Path) -> None:
-        """A file of the directory, streamed to dest; NotFound when it is not there."""
+    def download(self, rel: str, dest: Path, max_bytes: int | None = None) -> None:
+        """A file of the directory, streamed to dest; NotFound when it is not there, and
+        Mismatch once it exceeds max_bytes."""
 
     def details(self) -> dict:
         """What the store knows beyond metadata.json (a registry's version, run, metrics)."""

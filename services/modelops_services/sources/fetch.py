@@ -54,7 +54,7 @@ def fetch(uri: ModelUri, creds: Credentials, cache: Path, digest: str | None = N
         for rel, want in files.items():
             dest = staging / rel
             try:
-                src.download(rel, dest)
+                src.download(rel, dest, want["size"])
             except NotFound:
                 raise MissingFile(f"{rel} is listed in metadata.json but {src.uri} does not hold it") from None
             size = dest.stat().st_size

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .credentials import Credentials
-from .errors import NotFound
+from .errors import Mismatch, NotFound
 from .uri import ModelUri
 
 
@@ -25,9 +25,12 @@ class LocalSource:
         with open(self._path(rel), "rb") as f:
             return f.read(max_bytes + 1)
 
-    def download(self, rel: str, dest: Path) -> None:
+    def download(self, rel: str, dest: Path, max_bytes: int | None = None) -> None:
+        path = self._path(rel)
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise Mismatch(f"{rel} is larger than the {max_bytes} bytes metadata.json lists")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._path(rel), dest)
+        shutil.copyfile(path, dest)
 
     def details(self) -> dict:
         return {}

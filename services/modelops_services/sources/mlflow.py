@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadCredentials, InvalidModel, NotFound, SourceError, Unreachable, UntrustedCertificate
+from .errors import BadCredentials, InvalidModel, Mismatch, NotFound, SourceError, Unreachable, UntrustedCertificate
 from .uri import ModelUri
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class MlflowClient:
             except (OSError, http.client.HTTPException) as e:
                 raise self._transport_error(e, what) from None
 
-    def download(self, name: str, version: str, relpath: str, dest: Path) -> None:
+    def download(self, name: str, version: str, relpath: str, dest: Path, max_bytes: int | None = None) -> None:
         """Streams a file of the version to dest (parent directories created) through
         dest + ".part", renamed into place once complete; the partial file is removed on
         failure."""
@@ -293,8 +293,10 @@ class MlflowClient:
                             raise self._transport_error(e, what) from None
                         if not chunk:
                             break
-                        f.write(chunk)
                         written += len(chunk)
+                        if max_bytes is not None and written > max_bytes:
+                            raise Mismatch(f"{relpath} is larger than the {max_bytes} bytes metadata.json lists")
+                        f.write(chunk)
             if expected is not None and written != expected:
                 raise Unreachable(f"{self._where()}: {what}: the connection ended after {written} of "
                                   f"{expected} bytes")
@@ -523,8 +525,8 @@ class MlflowSource:
     def read(self, rel: str, max_bytes: int) -> bytes:
         return self.client.get_bytes(self.uri.name, self.uri.version, rel, max_bytes)
 
-    def download(self, rel: str, dest: Path) -> None:
-        self.client.download(self.uri.name, self.uri.version, rel, dest)
+    def download(self, rel: str, dest: Path, max_bytes: int | None = None) -> None:
+        self.client.download(self.uri.name, self.uri.version, rel, dest, max_bytes)
 
     def details(self) -> dict:
         """The version's run: id, git commit, training time, dataset digest, params, metrics."""

@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from .errors import (
     BadCredentials,
+    Mismatch,
     NotFound,
     SourceError,
     Unreachable,
@@ -168,9 +169,10 @@ class S3Client:
                 body.close()
         return self._call(run, self._where(bucket, key))
 
-    def download(self, bucket: str, key: str, dest: Path) -> None:
+    def download(self, bucket: str, key: str, dest: Path, max_bytes: int | None = None) -> None:
         """Streams the object to dest (parent directories created) through dest + ".part",
-        renamed into place once complete; the partial file is removed on failure."""
+        renamed into place once complete; the partial file is removed on failure. More
+        than max_bytes is a Mismatch, stopped there (a store cannot fill the disk)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
@@ -181,8 +183,10 @@ class S3Client:
             try:
                 with open(part, "wb") as f:
                     for chunk in body.iter_chunks(CHUNK):
-                        f.write(chunk)
                         written += len(chunk)
+                        if max_bytes is not None and written > max_bytes:
+                            raise Mismatch(f"{key} is larger than the {max_bytes} bytes metadata.json lists")
+                        f.write(chunk)
             finally:
                 body.close()
             if expected is not None and written != expected:
@@ -292,8 +296,8 @@ class S3Source:
     def read(self, rel: str, max_bytes: int) -> bytes:
         return self.client.get_bytes(self.uri.bucket, self.uri.prefix + rel, max_bytes)
 
-    def download(self, rel: str, dest: Path) -> None:
-        self.client.download(self.uri.bucket, self.uri.prefix + rel, dest)
+    def download(self, rel: str, dest: Path, max_bytes: int | None = None) -> None:
+        self.client.download(self.uri.bucket, self.uri.prefix + rel, dest, max_bytes)
 
     def details(self) -> dict:
         return {}

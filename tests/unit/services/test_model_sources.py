@@ -50,7 +50,7 @@ def test_fetch_verifies_and_the_cache_is_reused(model, tmp_path):
 
 def test_a_tampered_file_is_refused_and_nothing_is_cached(model, tmp_path):
     d, digest = model
-    (d / "model.joblib").write_bytes(b"not really a pickle, changed")
+    (d / "model.joblib").write_bytes(b"not really a PICKLE")  # same size, other bytes
     cache = tmp_path / "cache"
     with pytest.raises(Mismatch, match="model.joblib digest mismatch"):
         fetch(parse(f"file://{d}"), Credentials(), cache, digest)
