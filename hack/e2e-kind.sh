@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end on kind, for machines with a Docker engine: a kind cluster, the three
-# images built and loaded (operator, monitor, model server with the example models),
-# Envoy Gateway installed (hack/kind/envoy-gateway.sh), the chart installed with them,
-# then tests/e2e/kind: a healthy canary promoted and a drifting canary rolled back,
-# against real pods, and a canary whose traffic goes through Envoy Gateway. The operator
+# End-to-end on kind, for machines with a Docker engine: a kind cluster, the images
+# built and loaded (operator, monitor, the generic model server with no model inside,
+# and the Versity S3 gateway as the model store), Envoy Gateway installed
+# (hack/kind/envoy-gateway.sh), the chart installed, then tests/e2e/kind: a model store
+# in the cluster to which a Job trains and publishes the example models, then a healthy
+# canary promoted and a drifting canary rolled back, against real pods that fetch their
+# model from the store, and a canary whose traffic goes through Envoy Gateway. The operator
 # reads the monitors directly (spec.analysis.provider.type: Direct), so no Prometheus is
 # needed; traffic comes from a Job inside the cluster, through the Service as kube-proxy
 # splits it, or through the Gateway's Envoy as the operator's HTTPRoute weights it.
@@ -81,16 +83,25 @@ if [[ "$offline" == 1 ]]; then
 fi
 
 tag=e2e
+model_image="modelops/model:$tag"
+store_image="modelops/versitygw:$tag"
+store_args=()
+[[ "$offline" == 1 ]] && store_args=(--build-arg "BASE_IMAGE=$KIND_OFFLINE_BASE_IMAGE")
 # (timed runs these where errexit does not apply: each step returns its own failure.)
 build_images() {
   docker build -q "${build_args[@]}" -f operator/Dockerfile -t "modelops/operator:$tag" . >/dev/null || return
   docker build -q "${build_args[@]}" -f services/Dockerfile.monitor -t "modelops/monitor:$tag" . >/dev/null || return
-  docker build -q "${build_args[@]}" -f services/Dockerfile.model --build-arg MODEL=churn-sklearn-v1 \
-    -t "modelops/churn:1.0.0" . >/dev/null || return
-  docker build -q "${build_args[@]}" -f services/Dockerfile.model --build-arg MODEL=churn-xgboost-v1 \
-    -t "modelops/churn:2.0.0" . >/dev/null || return
+  docker build -q "${build_args[@]}" -f services/Dockerfile.model -t "$model_image" . >/dev/null || return
+  # The model store: the static versitygw binary, alone in its build context.
+  local versitygw ctx
+  versitygw="$("$HACK_DIR/build-versity.sh")" || return
+  ctx="$(mktemp -d)"
+  cp "$versitygw" "$ctx/versitygw"
+  docker build -q "${store_args[@]}" -f hack/kind/versitygw.Dockerfile -t "$store_image" "$ctx" >/dev/null ||
+    { rm -rf "$ctx"; return 1; }
+  rm -rf "$ctx"
 }
-log "building images (operator, monitor, model server)"
+log "building images (operator, monitor, model server, model store)"
 timed "images" build_images
 
 config="$MODELOPS_CACHE/kind-$cluster.yaml"
@@ -121,7 +132,7 @@ finish() {
     kc get pods -A -o wide >"$out/pods.txt" 2>&1 || true
     kc get events -A --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
     kc get modeldeployments -A -o yaml >"$out/modeldeployments.yaml" 2>&1 || true
-    kc -n modelops logs deploy/modelops --tail=2000 >"$out/operator.log" 2>&1 || true
+    kc -n modelops logs deploy/modelops-operator --tail=2000 >"$out/operator.log" 2>&1 || true
     log "cluster state left in $out"
   fi
   if [[ "${KEEP_CLUSTER:-}" != 1 ]] && "$kind" get clusters 2>/dev/null | grep -qx "$cluster"; then
@@ -139,7 +150,7 @@ if ! "$kind" get clusters | grep -qx "$cluster"; then
 fi
 "$kind" get kubeconfig --name "$cluster" >"$kubeconfig"
 load_images() {
-  local image images=("modelops/operator:$tag" "modelops/monitor:$tag" modelops/churn:1.0.0 modelops/churn:2.0.0)
+  local image images=("modelops/operator:$tag" "modelops/monitor:$tag" "$model_image" "$store_image")
   [[ "$offline" == 1 ]] && images+=("$EG_OFFLINE_GATEWAY_IMAGE" "$EG_OFFLINE_ENVOY_IMAGE")
   for image in "${images[@]}"; do
     "$kind" load docker-image --name "$cluster" "$image" || return
@@ -159,4 +170,5 @@ timed "chart" "$BIN_DIR/helm" --kubeconfig "$kubeconfig" upgrade --install model
   --wait --timeout 5m
 
 timed "scenarios" env MODELOPS_KIND_KUBECONFIG="$kubeconfig" MODELOPS_KIND_GATEWAY_CLASS="$EG_GATEWAY_CLASS" \
+  MODELOPS_KIND_MODEL_IMAGE="$model_image" MODELOPS_KIND_STORE_IMAGE="$store_image" \
   "${VENV:-$REPO_ROOT/.venv}/bin/python" -m pytest tests/e2e/kind --durations=0 "$@" || status=$?
