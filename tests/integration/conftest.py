@@ -37,8 +37,9 @@ def crd(cluster):
 
 def install_crd(cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    # Polled rather than `kubectl wait`, which fails while status.conditions is still unset.
+    # Polled rather than `kubectl wait`, which fails while status.conditions is still unset
+    # (so does this jsonpath, with exit 1, until the CRD controller has looked at it).
     kube.wait_for(lambda: cluster.kubectl(
         "get", "crd", "modeldeployments.modelops.io", "-o",
-        'jsonpath={.status.conditions[?(@.type=="Established")].status}').stdout == "True",
+        'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False).stdout == "True",
         60, message="the ModelDeployment CRD to be established")
