@@ -27,16 +27,6 @@ class ResolutionStep:
     mismatch: str | None  # the pinned directory declares another version: InvalidSpec
 
 
-def compatible(wanted: str, pinned: str, tracking: bool) -> bool:
-    """Whether the pinned semver may roll out for spec.model.version: the same version;
-    or, when the spec follows a moving reference (resolveInterval), the same major
-    version, so a registry promotion of 1.4.0 over 1.3.0 rolls out without a Git
-    commit while a breaking 2.0.0 waits for one."""
-    if wanted == pinned:
-        return True
-    return tracking and wanted.split(".", 1)[0] == pinned.split(".", 1)[0]
-
-
 def _backoff(failures: int) -> float:
     return min(BACKOFF_FIRST * 2 ** max(failures - 1, 0), BACKOFF_MAX)
 
@@ -69,7 +59,7 @@ def step(md: str, version: str, source: ModelSource, status: dict, results: dict
             state.pop("retryAt", None)
             state.pop("lastError", None)
             state["checkedAt"] = ts(now)
-            if not compatible(version, got["version"], source.resolve_interval is not None):
+            if got["version"] != version:
                 mismatch = (f"is {version}, but {got['uri']} holds {got['version']} "
                             f"(its metadata.json, {got['digest'][:19]}...)")
                 state["mismatch"] = mismatch

@@ -128,13 +128,13 @@ def test_a_registry_alias_that_moves_starts_a_rollout_with_both_versions_in_stat
     assert st["stable"]["model"]["metrics"]
     stack.wait_serving(st["stable"]["revision"], 1)
     traffic = stack.traffic(rate=20, rows=2)
-    # A registry promotion, no spec change: a compatible 1.1.0 takes the alias.
-    publish(release(models, tmp_path / "releases", "churn-xgboost-v1", "1.1.0"), target, creds, alias="champion")
+    # A registry promotion, no spec change: 1.0.0 retrained (another model) takes the alias.
+    publish(release(models, tmp_path / "releases", "churn-xgboost-v1", "1.0.0"), target, creds, alias="champion")
     st = wait_for(lambda: (s := stack.status()).get("candidate") and s, 60, message="the alias' move noticed")
     assert st["candidate"]["model"]["registryVersion"] == "2" and st["stable"]["model"]["registryVersion"] == "1"
     assert st["candidate"]["model"]["metrics"] and st["stable"]["model"]["metrics"]
-    assert st["candidate"]["version"] == "1.1.0"
-    st, _ = wait_promoted(stack, "1.1.0")
+    assert st["candidate"]["model"]["digest"] != st["stable"]["model"]["digest"]
+    st, _ = wait_promoted(stack, "1.0.0")
     assert st["stable"]["model"]["uri"] == f"models:/{name}/2"
     assert st["history"][0]["model"]["registryVersion"] == "2"
     assert not [r for r in traffic.requests if r[3] != 200]

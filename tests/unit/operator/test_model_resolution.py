@@ -109,13 +109,13 @@ def test_with_resolve_interval_a_moved_alias_starts_a_rollout_with_both_versions
     spec["model"]["resolveInterval"] = "30s"
     spec["model"]["version"] = "1.0.0"
     sim = RegistrySim(spec)
-    sim.semver["2"] = "1.1.0"  # a compatible release promoted in the registry
+    sim.semver["2"] = "1.0.0"  # 1.0.0 retrained (new data) and promoted in the registry
     sim.run(deployed)
     first = sim.status["stable"]["revision"]
     sim.alias = "2"
     sim.run(lambda s: s.status.get("candidate"), advance=5)
     assert sim.status["candidate"]["model"]["registryVersion"] == "2"
-    assert sim.status["candidate"]["version"] == "1.1.0"  # the pinned metadata's semver
+    assert sim.status["candidate"]["version"] == "1.0.0"
     assert sim.status["stable"]["model"]["registryVersion"] == "1"
     assert any(r == "RolloutStarted" and "models:/churn/2" in m for r, m in sim.events)
     sim.run(lambda s: s.status.get("stable", {}).get("revision") != first and deployed(s))
@@ -199,7 +199,7 @@ def test_fetch_errors_come_from_the_init_containers_last_termination():
     assert fetch_error(recovered) is None
 
 
-def test_following_an_alias_a_new_major_version_waits_for_a_spec_change():
+def test_following_an_alias_another_semver_waits_for_a_spec_change():
     spec = copy.deepcopy(SPEC)
     spec["model"]["resolveInterval"] = "30s"
     sim = RegistrySim(spec)
