@@ -7,14 +7,9 @@ import hashlib
 from .config import MODEL_PORT, PROFILE_DIR, OperatorConfig
 from .model_source import SOURCE_LABEL, fetch_pieces, model_dir
 from .naming import child_labels, deployment_name, object_meta, pod_selector, profile_configmap_name
+from .security import POD_SECURITY, RESTRICTED
 from .spec import Spec
 
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-}
 MONITOR_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
@@ -127,8 +122,7 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     pod: dict = {
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": POD_SECURITY,
         "containers": containers,
         "volumes": volumes,
     }

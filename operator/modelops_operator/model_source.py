@@ -17,6 +17,7 @@ from modelops_services.sources.uri import ModelUri
 from modelops_services.sources.uri import parse as parse_uri
 
 from .naming import object_meta
+from .security import POD_SECURITY, RESTRICTED
 
 CREDENTIALS_DIR = "/var/run/modelops/credentials"
 CACHE_DIR = "/var/cache/modelops/models"
@@ -26,12 +27,6 @@ RESOLVER_LABEL = "modelops.io/resolver"  # on resolver pods: the key of what the
 # operator watches only these pods, never the many others.
 SOURCE_LABEL = "modelops.io/model-source"
 RESOLVER_DEADLINE = 120  # seconds a resolver pod may run
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 @dataclass(frozen=True)
@@ -88,10 +83,6 @@ def _credentials(source: ModelSource) -> tuple[list[dict], list[dict], list[str]
     volume = {"name": "credentials", "secret": {"secretName": source.secret, "defaultMode": 0o440}}
     mount = {"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True}
     return [volume], [mount], ["--credentials", CREDENTIALS_DIR]
-
-
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def resolver_pod(meta: dict, image: str, source: ModelSource, name: str, labels: dict) -> dict:
