@@ -25,6 +25,10 @@ def _monitor_container(spec: Spec, config: OperatorConfig, meta: dict) -> dict:
         # No track here: it changes at promotion, and the pod template must not (that
         # would restart every pod of the promoted revision). The revision is their identity.
         {"name": "MODELOPS_REVISION", "value": spec.revision},
+        # The bands the sequential evidence is measured against (the significance and
+        # the correction stay with the operator, and apply at the next read).
+        {"name": "MODELOPS_PSI_WARN", "value": f"{spec.analysis.psi_warn:g}"},
+        {"name": "MODELOPS_PSI_ALARM", "value": f"{spec.analysis.psi_fail:g}"},
     ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if profile:

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .analysis import AnalysisRequest, Decision, Result, Verdict, gate
+from .analysis import AnalysisRequest, Decision, Result, Verdict, drift_alarm, gate
 from .analysis.abtest import NO_DIFFERENCE
 from . import resolution
 from .children import model_deployment, profile_configmap
@@ -266,16 +266,24 @@ class _Rollout:
         an, st = self.spec.analysis, self.st
         state = st.setdefault("analysis", {"runs": 0, "consecutiveFailures": 0, "consecutiveInconclusive": 0})
         next_at = parse_ts(state.get("nextAt"))
-        if next_at and self.now < next_at:
-            self.wake_in((next_at - self.now).total_seconds())
-            return None
+        watch = bool(next_at and self.now < next_at)
+        if watch:
+            wait = (next_at - self.now).total_seconds()
+            if not an.watches_drift:
+                self.wake_in(wait)
+                return None
+            # Between gates the sequential drift evidence is read every readInterval;
+            # only an alarm acts on such a read, nothing else about it is recorded.
+            self.wake_in(min(wait, an.read_interval))
+            if self.verdict is not None and not drift_alarm(self.verdict):
+                return None
         if self.verdict is None:
             self.analysis = AnalysisRequest(
                 namespace=self.meta["namespace"], name=self.meta["name"], strategy=self.spec.strategy,
                 stable_revision=st["stable"]["revision"], candidate_revision=st["candidate"]["revision"],
                 step=int(st.get("currentStep", 0)), window_seconds=max(an.interval, self.since("stageStartedAt")),
                 analysis=self.spec.raw.get("analysis") or {}, monitor=self.spec.monitor,
-                ab_test=self.spec.ab_test if self.spec.strategy == "ABTest" else {})
+                ab_test=self.spec.ab_test if self.spec.strategy == "ABTest" else {}, watch=watch)
             return None
         verdict: Verdict = self.verdict
         outcome = gate(verdict, int(state.get("consecutiveFailures", 0)), int(state.get("consecutiveInconclusive", 0)),
@@ -291,7 +299,7 @@ class _Rollout:
             st["failedChecks"] = failed
         elif verdict.result is Result.PASS:
             st.pop("failedChecks", None)
-        self.wake_in(an.interval)
+        self.wake_in(min(an.interval, an.read_interval) if an.watches_drift else an.interval)
         return outcome.decision
 
     def on_gate_failure(self, decision: Decision) -> bool:

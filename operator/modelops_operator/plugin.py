@@ -76,7 +76,8 @@ def render_status(md: dict, now: datetime | None = None) -> str:
             value = f" = {check['value']}" if check.get("value") else ""
             want = f" (want {check['threshold']})" if check.get("threshold") else ""
             note = f" - {check['message']}" if check.get("message") else ""
-            lines.append(f"  {MARK.get(check.get('result'), ' ')} {check.get('name')}{value}{want}{note}")
+            evidence = f" [{check['progress']} of the way to an alarm]" if check.get("progress") else ""
+            lines.append(f"  {MARK.get(check.get('result'), ' ')} {check.get('name')}{value}{want}{evidence}{note}")
     conditions = st.get("conditions") or []
     if conditions:
         lines.append("Conditions:  " + "  ".join(f"{c['type']}={c['status']}" for c in conditions))

@@ -81,6 +81,20 @@ class Analysis:
     drift: dict
     slo: dict
     custom_checks: tuple
+    read_interval: float = 5.0  # seconds between reads of the sequential drift evidence
+
+    @property
+    def psi_warn(self) -> float:
+        return float((self.drift.get("psi") or {}).get("warn", 0.1))
+
+    @property
+    def psi_fail(self) -> float:
+        return float((self.drift.get("psi") or {}).get("fail", 0.25))
+
+    @property
+    def watches_drift(self) -> bool:
+        """Drift is read between analyses: a sequential alarm need not wait for the gate."""
+        return bool(self.drift.get("enabled", True)) and self.read_interval < self.interval
 
 
 @dataclass(frozen=True)
@@ -231,9 +245,12 @@ def parse(raw_spec: dict) -> Spec:
         drift=an["drift"],
         slo=an["slo"],
         custom_checks=tuple(an.get("customChecks") or ()),
+        read_interval=_duration(an["drift"].get("readInterval", "5s"), "spec.analysis.drift.readInterval"),
     )
     if analysis.interval < 1:
         raise SpecError("spec.analysis.interval", "must be at least 1s")
+    if analysis.read_interval < 1:
+        raise SpecError("spec.analysis.drift.readInterval", "must be at least 1s")
     slo_latency = analysis.slo.get("maxLatencyP99")
     if slo_latency is not None:
         _duration(slo_latency, "spec.analysis.slo.maxLatencyP99")

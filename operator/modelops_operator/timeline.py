@@ -34,6 +34,8 @@ class Timeline:
     checks: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> (t, value) per verdict
     events: list[Event] = field(default_factory=list)
     limits: dict[str, float] = field(default_factory=dict)  # check name -> upper bound it is held to
+    # Sequential checks: name -> (t, evidence so far over what an alarm needs) per verdict.
+    progress: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _seen_verdict: str | None = None
     _seen_seq: int = 0
 
@@ -52,6 +54,9 @@ class Timeline:
         if verdict.get("time") and verdict.get("time") != self._seen_verdict:
             self._seen_verdict = verdict["time"]
             for check in verdict.get("checks", []):
+                share = _percent(check.get("progress"))
+                if share is not None:
+                    self.progress.setdefault(check["name"], []).append((t, share))
                 try:
                     value = float(check["value"])
                 except (KeyError, TypeError, ValueError):
@@ -83,6 +88,9 @@ class Timeline:
                         None)
             lines.append(f"decision: {decision.reason} at {decision.seconds:.1f}s"
                          + (f"; candidate weight 0% at {back:.1f}s" if back is not None else ""))
+        if self.progress:
+            last = ", ".join(f"{name} {points[-1][1]:.0%}" for name, points in sorted(self.progress.items()))
+            lines.append(f"evidence towards an alarm at the last analysis: {last}")
         return "\n".join(lines)
 
     def render_png(self, path: str, drift_prefix: str = "drift.") -> None:
@@ -99,15 +107,25 @@ class Timeline:
         top.set_ylim(-5, 105)
         top.set_title(f"{self.name}: rollout timeline")
         plotted = False
-        for name, points in sorted(self.checks.items()):
-            if not name.startswith(drift_prefix):
-                continue
-            xs, ys = zip(*points)
-            line, = bottom.plot(xs, ys, marker="o", markersize=3, label=name)
-            if name in self.limits:
-                bottom.axhline(self.limits[name], color=line.get_color(), linestyle=":", linewidth=1)
-            plotted = True
-        bottom.set_ylabel("drift (per analysis)")
+        if self.progress:
+            # Sequential evidence: how far each drift check is from an alarm (100%).
+            for name, points in sorted(self.progress.items()):
+                if name.startswith(drift_prefix):
+                    xs, ys = zip(*points)
+                    bottom.plot(xs, [100 * y for y in ys], marker="o", markersize=3, label=name)
+                    plotted = True
+            bottom.axhline(100, color="tab:red", linestyle=":", linewidth=1)
+            bottom.set_ylabel("evidence towards an alarm %")
+        else:
+            for name, points in sorted(self.checks.items()):
+                if not name.startswith(drift_prefix):
+                    continue
+                xs, ys = zip(*points)
+                line, = bottom.plot(xs, ys, marker="o", markersize=3, label=name)
+                if name in self.limits:
+                    bottom.axhline(self.limits[name], color=line.get_color(), linestyle=":", linewidth=1)
+                plotted = True
+            bottom.set_ylabel("drift (per analysis)")
         bottom.set_xlabel("seconds since the rollout was watched")
         for ax in (top, bottom):
             for e in self.events:
@@ -124,6 +142,12 @@ class Timeline:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+
+def _percent(text) -> float | None:
+    """'73%' -> 0.73; None for anything else."""
+    match = re.fullmatch(r"([0-9.]+)%", str(text or "").strip())
+    return float(match.group(1)) / 100 if match else None
 
 
 def finished(md: dict) -> bool:

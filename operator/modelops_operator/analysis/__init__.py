@@ -2,6 +2,7 @@
 and the gate turns verdicts over time into a rollout decision."""
 
 from .base import AnalysisRequest, Analyzer, CheckResult, MetricProvider, Result, Verdict
-from .judge import Decision, gate, judge
+from .judge import Decision, drift_alarm, gate, judge
 
-__all__ = ["AnalysisRequest", "Analyzer", "CheckResult", "Decision", "MetricProvider", "Result", "Verdict", "gate", "judge"]
+__all__ = ["AnalysisRequest", "Analyzer", "CheckResult", "Decision", "MetricProvider", "Result", "Verdict",
+           "drift_alarm", "gate", "judge"]

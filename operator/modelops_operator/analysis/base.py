@@ -23,6 +23,8 @@ class CheckResult:
     threshold: str = ""
     samples: int | None = None
     message: str = ""
+    # Sequential checks: the evidence so far over what a failure needs (1.0: there).
+    progress: float | None = None
 
     def to_status(self) -> dict:
         out = {"name": self.name, "result": self.result.value, "threshold": self.threshold, "message": self.message}
@@ -30,6 +32,8 @@ class CheckResult:
             out["value"] = f"{self.value:.4g}"
         if self.samples is not None:
             out["samples"] = int(self.samples)
+        if self.progress is not None:
+            out["progress"] = f"{min(self.progress, 9.99):.0%}"
         return out
 
 
@@ -63,6 +67,8 @@ class AnalysisRequest:
     analysis: dict = field(default_factory=dict)  # spec.analysis, defaulted
     monitor: dict = field(default_factory=dict)  # spec.monitor (the sidecar's port)
     ab_test: dict = field(default_factory=dict)  # spec.strategy.abTest, ABTest only
+    # A read between gates: only a sequential drift alarm acts on it.
+    watch: bool = False
 
 
 class MetricProvider(Protocol):

@@ -2,16 +2,20 @@
 
 Pure: the providers fetch the monitor's raw numbers (per pod), `merge_pods` combines
 a track's pods, and `evaluate` turns the candidate's (and the stable's) numbers into
-CheckResults. The decisions use only raw scores and unadjusted p-values, and the
-multiple-testing correction is applied here, so a threshold changed in the spec
-applies at the next gate without restarting any pod.
+CheckResults. The multiple-testing correction and the significance are applied here,
+so a threshold changed in the spec applies at the next read without restarting any
+pod.
 
-The effect size and its significance decide together: a feature drifts when its PSI
->= psi.warn and its corrected p-value < significance, and then counts towards
-drift.share (maxDriftedFeatureShare); a drifted feature at PSI >= psi.fail fails the
-gate on its own. A large PSI on a window too small for it to be significant is noise,
-not drift. Missing numbers (NaN, no pods, too few samples) are Inconclusive, never a
-pass.
+Drift is sequential (services/modelops_services/drift/sequential.py): for every
+feature the monitor reports, per PSI band, the log e-value that the feature's rows
+since the most telling change point left training by at least that band. K * exp(-e)
+is an anytime-valid p-value (K candidate change points over the horizon), so it may be
+read every few seconds without inflating false alarms. A feature drifts when its
+corrected p-value for the warn band is below significance, and counts towards
+drift.share (maxDriftedFeatureShare); one whose corrected p-value for the fail band is
+below significance fails the gate on its own. Either fails as soon as the evidence is
+there, before minSampleSize rows; a pass needs minSampleSize rows. Missing numbers
+are Inconclusive, never a pass. The sliding window's PSI is shown for context.
 """
 
 from __future__ import annotations
@@ -47,14 +51,17 @@ def _finite(x) -> float | None:
 
 @dataclass(frozen=True)
 class FeatureScore:
-    psi: float | None = None
-    pvalue: float | None = None  # chi-square homogeneity p-value, unadjusted
+    psi: float | None = None  # the sliding window's PSI (context, not the decision)
+    pvalue: float | None = None  # the window's chi-square homogeneity p-value (context)
     prediction: bool = False  # a prediction spec (__prediction__, __prediction_label__)
+    p_warn: float | None = None  # anytime-valid p-value that PSI reached the warn band, uncorrected
+    p_fail: float | None = None  # ... the fail band
+    psi_lower: float | None = None  # lower confidence bound on PSI since the change point
 
     def __post_init__(self):
         # NaN is the monitor's "undefined": kept as None so no comparison can pass on it.
-        object.__setattr__(self, "psi", _finite(self.psi))
-        object.__setattr__(self, "pvalue", _finite(self.pvalue))
+        for name in ("psi", "pvalue", "p_warn", "p_fail", "psi_lower"):
+            object.__setattr__(self, name, _finite(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class TrackNumbers:
     latency_p99: float | None = None  # seconds
     features: Mapping[str, FeatureScore] = field(default_factory=dict)
     pods: int = 1
+    evidence_rows: int | None = None  # rows over the sequential evidence's horizon
 
     def __post_init__(self):
         object.__setattr__(self, "error_rate", _finite(self.error_rate))
@@ -77,6 +85,14 @@ class TrackNumbers:
         return self.samples is None and self.requests is None and not self.features
 
 
+def evidence_pvalue(nats, change_points) -> float | None:
+    """The anytime-valid p-value of a log e-value maximised over K change points."""
+    nats, k = _finite(nats), _finite(change_points)
+    if nats is None or k is None or k < 1:
+        return None
+    return min(1.0, k * math.exp(-max(nats, 0.0)))
+
+
 def is_prediction(name: str) -> bool:
     return name.startswith("__prediction")
 
@@ -85,20 +101,31 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
     """A pod's numbers from the monitor's GET /drift document."""
     drift = doc.get("drift") or {}
     health = doc.get("health") or {}
+    sequential = drift.get("sequential") or {}
+    k = sequential.get("start_points")
     features = {}
     for row in drift.get("features") or ():
         if isinstance(row, Mapping) and isinstance(row.get("feature"), str):
-            features[row["feature"]] = FeatureScore(_finite(row.get("psi")), _finite(row.get("pvalue")),
-                                                    bool(row.get("prediction", is_prediction(row["feature"]))))
+            ev = row.get("evidence") if isinstance(row.get("evidence"), Mapping) else {}
+            features[row["feature"]] = FeatureScore(
+                _finite(row.get("psi")), _finite(row.get("pvalue")),
+                bool(row.get("prediction", is_prediction(row["feature"]))),
+                evidence_pvalue(ev.get("warn"), k), evidence_pvalue(ev.get("alarm"), k), _finite(ev.get("psi_lower")))
     samples = _finite(drift.get("window_rows"))
     requests = _finite(health.get("requests"))
+    rows = _finite(sequential.get("rows"))
     return TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
         error_rate=_finite(health.get("error_rate")),
         latency_p99=_finite(health.get("latency_p99_seconds")),
         features=features,
+        evidence_rows=None if rows is None else int(rows),
     )
+
+
+def _bonferroni(values: list[float]) -> float | None:
+    return min(1.0, min(values) * len(values)) if values else None
 
 
 def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
@@ -106,13 +133,15 @@ def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
 
     Each pod sees its own share of the traffic. Samples and requests add up; the error
     rate is the request-weighted mean; p99 latency is the worst pod's (an upper bound
-    of the merged p99). Per feature the PSI is the worst pod's, and the p-value is the
-    smallest pod p-value times the number of pods (Bonferroni over pods: is any pod's
-    window different), so more pods do not mean more false alarms."""
+    of the merged p99). Per feature the PSI and its lower bound are the worst pod's,
+    and each p-value is the smallest pod p-value times the number of pods (Bonferroni
+    over pods: is any pod's traffic different), so more pods do not mean more false
+    alarms."""
     pods = [p for p in pods if not p.empty]
     if not pods:
         return TrackNumbers(pods=0)
     samples = [p.samples for p in pods if p.samples is not None]
+    rows = [p.evidence_rows for p in pods if p.evidence_rows is not None]
     requests = [p.requests for p in pods if p.requests is not None]
     weighted = [(p.error_rate, p.requests) for p in pods
                 if p.error_rate is not None and p.requests is not None and p.requests > 0]
@@ -124,10 +153,11 @@ def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
             names.setdefault(name, []).append(score)
     features = {}
     for name, scores in names.items():
-        psis = [s.psi for s in scores if s.psi is not None]
-        ps = [s.pvalue for s in scores if s.pvalue is not None]
-        features[name] = FeatureScore(max(psis) if psis else None, min(1.0, min(ps) * len(ps)) if ps else None,
-                                      any(s.prediction for s in scores))
+        known = {attr: [getattr(x, attr) for x in scores if getattr(x, attr) is not None]
+                 for attr in ("psi", "pvalue", "p_warn", "p_fail", "psi_lower")}
+        features[name] = FeatureScore(max(known["psi"], default=None), _bonferroni(known["pvalue"]),
+                                      any(x.prediction for x in scores), _bonferroni(known["p_warn"]),
+                                      _bonferroni(known["p_fail"]), max(known["psi_lower"], default=None))
     return TrackNumbers(
         samples=sum(samples) if samples else None,
         requests=sum(requests) if requests else None,
@@ -135,6 +165,7 @@ def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
         latency_p99=max(latencies) if latencies else None,
         features=features,
         pods=len(pods),
+        evidence_rows=sum(rows) if rows else None,
     )
 
 
@@ -245,31 +276,48 @@ class Settings:
 @dataclass(frozen=True)
 class FeatureDecision:
     name: str
-    psi: float | None
-    pvalue_adjusted: float | None
-    drifted: bool | None  # None: unknown (missing scores)
+    psi: float | None  # the window's, for context
+    psi_lower: float | None
+    p_warn: float | None  # corrected across the family
+    p_fail: float | None
+    drifted: bool | None  # evidence for the warn band; None: unknown (no evidence reported)
+    alarm: bool  # evidence for the fail band
+    progress_warn: float  # evidence so far over what the warn band needs (1.0 = there)
+    progress_fail: float
+
+
+def _progress(p_adj: float | None, significance: float) -> float:
+    """How far a corrected p-value is towards significance, on the scale of evidence:
+    log(p) / log(significance), 0 with no evidence, 1 at the threshold."""
+    if p_adj is None or p_adj >= 1.0:
+        return 0.0
+    return math.log(max(p_adj, 1e-300)) / math.log(significance)
 
 
 def decide_features(scores: Mapping[str, FeatureScore], s: Settings) -> list[FeatureDecision]:
-    """The drift rule over one family of features, corrected together."""
+    """The drift rule over one family of features, corrected together per band."""
     names = sorted(scores)
-    adjusted = adjust([scores[n].pvalue for n in names], s.correction)
+    warn = adjust([scores[n].p_warn for n in names], s.correction)
+    fail = adjust([scores[n].p_fail for n in names], s.correction)
     out = []
-    for name, p_adj in zip(names, adjusted):
-        psi = scores[name].psi
-        if psi is None:
-            drifted = None
-        elif psi >= s.psi_warn:
-            drifted = None if p_adj is None else p_adj < s.significance
-        else:
-            drifted = False
-        out.append(FeatureDecision(name, psi, p_adj, drifted))
+    for name, pw, pf in zip(names, warn, fail):
+        sc = scores[name]
+        drifted = None if pw is None else pw < s.significance
+        alarm = pf is not None and pf < s.significance
+        out.append(FeatureDecision(name, sc.psi, sc.psi_lower, pw, pf, drifted or alarm if drifted is not None
+                                   else (True if alarm else None), alarm,
+                                   _progress(pw, s.significance), _progress(pf, s.significance)))
     return out
 
 
 def _rule(s: Settings) -> str:
     word = "Holm" if s.correction == "Holm" else "BH"
-    return f"PSI >= {s.psi_warn:g} with {word}-corrected p < {s.significance:g}"
+    return (f"evidence that PSI >= {s.psi_warn:g} since a change point "
+            f"(anytime-valid, {word}-corrected p < {s.significance:g})")
+
+
+def _percent(progress: float) -> str:
+    return f"{min(progress, 9.99):.0%}"
 
 
 def _too_few(name: str, threshold: str, samples: int | None, s: Settings, what: str = "rows") -> CheckResult | None:
@@ -286,17 +334,16 @@ def drift_checks(cand: TrackNumbers, s: Settings) -> list[CheckResult]:
     if not s.drift_enabled:
         return []
     share_threshold = f"<= {s.max_share:g}"
-    out: list[CheckResult] = []
-    unsure = _too_few("drift.share", share_threshold, cand.samples, s)
-    if unsure:
-        out.append(unsure)
+    n = cand.evidence_rows if cand.evidence_rows is not None else cand.samples
+    if n is None:
+        out = [_too_few("drift.share", share_threshold, None, s)]
         if s.prediction:
-            out.append(_too_few("drift.prediction", "no drift", cand.samples, s))
+            out.append(_too_few("drift.prediction", "no drift", None, s))
         return out
-    n = cand.samples
     inputs = {k: v for k, v in cand.features.items() if not v.prediction and k not in s.ignore}
     ignored = sum(1 for k, v in cand.features.items() if not v.prediction and k in s.ignore)
     decisions = decide_features(inputs, s)
+    out: list[CheckResult] = []
     if not decisions:
         if ignored:
             out.append(CheckResult("drift.share", Result.PASS, None, share_threshold, n,
@@ -311,6 +358,15 @@ def drift_checks(cand: TrackNumbers, s: Settings) -> list[CheckResult]:
     return out
 
 
+def _pass_or_wait(name: str, threshold: str, value, n: int, text: str, s: Settings, progress: float) -> CheckResult:
+    """No failure yet: a pass once minSampleSize rows are in, else keep reading."""
+    if n < s.min_samples:
+        return CheckResult(name, Result.INCONCLUSIVE, value, threshold, n,
+                           f"{text}; {n} rows so far, fewer than spec.analysis.minSampleSize {s.min_samples} "
+                           "(a drift alarm does not wait for them)", progress)
+    return CheckResult(name, Result.PASS, value, threshold, n, text, progress)
+
+
 def _share_checks(decisions: list[FeatureDecision], ignored: int, n: int, s: Settings) -> list[CheckResult]:
     total = len(decisions)
     drifted = [d for d in decisions if d.drifted]
@@ -318,30 +374,39 @@ def _share_checks(decisions: list[FeatureDecision], ignored: int, n: int, s: Set
     low = len(drifted) / total  # unknown features taken as not drifted
     high = (len(drifted) + len(unknown)) / total  # ... and as drifted
     threshold = f"<= {s.max_share:g}"
-    names = ", ".join(d.name for d in sorted(drifted, key=lambda d: -(d.psi or 0))[:MAX_FEATURE_CHECKS])
+    names = ", ".join(d.name for d in sorted(drifted, key=lambda d: -d.progress_warn)[:MAX_FEATURE_CHECKS])
     more = f" and {len(drifted) - MAX_FEATURE_CHECKS} more" if len(drifted) > MAX_FEATURE_CHECKS else ""
     text = f"{len(drifted)} of {total} features drifted" + (f" ({names}{more})" if drifted else "")
     text += f"; drifted means {_rule(s)}"
     if ignored:
         text += f"; {ignored} ignored"
+    # The share fails once more than max_share * total features drift: its progress is
+    # that of the feature that would tip it over; a feature at the fail band alone fails.
+    need = math.floor(s.max_share * total + 1e-9) + 1
+    ranked = sorted((d.progress_warn for d in decisions), reverse=True)
+    share_progress = ranked[need - 1] if need <= total else 0.0
+    closest = max(decisions, key=lambda d: d.progress_fail)
+    progress = max(share_progress, closest.progress_fail)
+    if not drifted and progress > 0:
+        text += (f"; closest to an alarm: {closest.name}, {_percent(closest.progress_fail)} of the evidence "
+                 f"for PSI >= {s.psi_fail:g}")
     if low > s.max_share:
-        result = Result.FAIL
         text += ("; fix the inputs, or raise spec.analysis.drift.maxDriftedFeatureShare / list expected "
                  "shifts in spec.analysis.drift.ignoreFeatures")
+        out = [CheckResult("drift.share", Result.FAIL, low, threshold, n, text, progress)]
     elif high <= s.max_share:
-        result = Result.PASS
+        out = [_pass_or_wait("drift.share", threshold, low, n, text, s, progress)]
     else:
-        result = Result.INCONCLUSIVE
-        text += f"; {len(unknown)} features have no score ({', '.join(d.name for d in unknown[:5])})"
-    out = [CheckResult("drift.share", result, low, threshold, n, text)]
-    alarm = sorted((d for d in decisions if d.drifted and d.psi >= s.psi_fail), key=lambda d: -d.psi)
+        text += f"; {len(unknown)} features have no evidence yet ({', '.join(d.name for d in unknown[:5])})"
+        out = [CheckResult("drift.share", Result.INCONCLUSIVE, low, threshold, n, text, progress)]
+    alarm = sorted((d for d in decisions if d.alarm), key=lambda d: -d.progress_fail)
     for d in alarm[:MAX_FEATURE_CHECKS]:
-        # A significant drift at the fail band fails the gate whatever the share.
-        p = "" if d.pvalue_adjusted is None else f", corrected p = {d.pvalue_adjusted:.3g}"
-        out.append(CheckResult(f"drift.feature.{d.name}", Result.FAIL, d.psi, f"PSI < {s.psi_fail:g}", n,
-                               f"PSI {d.psi:.3g} >= spec.analysis.drift.psi.fail {s.psi_fail:g}{p}: the candidate's "
-                               f"{d.name} differs from training; fix the inputs or list it in "
-                               "spec.analysis.drift.ignoreFeatures"))
+        # Evidence of drift at the fail band fails the gate whatever the share.
+        lower = "" if d.psi_lower is None else f" (PSI at least {d.psi_lower:.3g})"
+        out.append(CheckResult(f"drift.feature.{d.name}", Result.FAIL, d.psi_lower, f"PSI < {s.psi_fail:g}", n,
+                               f"evidence that PSI >= spec.analysis.drift.psi.fail {s.psi_fail:g}{lower}, "
+                               f"corrected p = {d.p_fail:.3g}: the candidate's {d.name} differs from training; "
+                               "fix the inputs or list it in spec.analysis.drift.ignoreFeatures", d.progress_fail))
     return out
 
 
@@ -353,18 +418,20 @@ def _prediction_check(cand: TrackNumbers, n: int, s: Settings) -> CheckResult:
                            "the monitor reported no prediction scores; set spec.analysis.drift.prediction: false "
                            "if the profile has none")
     decisions = decide_features(preds, s)
-    psis = [d.psi for d in decisions if d.psi is not None]
-    worst = max(psis) if psis else None
+    lowers = [d.psi_lower for d in decisions if d.psi_lower is not None]
+    worst = max(lowers) if lowers else None
+    progress = max(d.progress_warn for d in decisions)
     rule = _rule(s)
     drifted = [d.name for d in decisions if d.drifted]
     if drifted:
         return CheckResult("drift.prediction", Result.FAIL, worst, threshold, n,
                            f"{', '.join(drifted)} drifted ({rule}); the candidate predicts differently than in "
-                           "training; disable with spec.analysis.drift.prediction: false")
+                           "training; disable with spec.analysis.drift.prediction: false", progress)
     if any(d.drifted is None for d in decisions):
         return CheckResult("drift.prediction", Result.INCONCLUSIVE, worst, threshold, n,
-                           "the prediction has no drift score yet")
-    return CheckResult("drift.prediction", Result.PASS, worst, threshold, n, f"drifted means {rule}")
+                           "the prediction has no drift evidence yet", progress)
+    return _pass_or_wait("drift.prediction", threshold, worst, n,
+                         f"drifted means {rule}; {_percent(progress)} of the way", s, progress)
 
 
 # --- service levels -------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The judge: check results -> one verdict; the gate: verdicts over time -> decision.
 
 A gate never passes on missing data: no checks, or any check without enough samples,
-is Inconclusive (a failing check still fails). Failures must repeat `failureLimit`
-times in a row before a rollback, so one noisy window does not roll back a good model."""
+is Inconclusive (a failing check still fails). Failures of window checks (service
+levels, custom queries) must repeat `failureLimit` times in a row before a rollback, so
+one noisy window does not roll back a good model. A drift failure is sequential
+evidence, valid however often it is read, and rolls back at once."""
 
 from __future__ import annotations
 
@@ -50,13 +52,18 @@ class GateOutcome:
     consecutive_inconclusive: int
 
 
+def drift_alarm(verdict: Verdict) -> bool:
+    """A failing drift check: sequential evidence, which needs no second look."""
+    return verdict.result is Result.FAIL and any(c.name.startswith("drift.") for c in verdict.failed)
+
+
 def gate(verdict: Verdict, consecutive_failures: int, consecutive_inconclusive: int,
          failure_limit: int, inconclusive_limit: int, on_inconclusive: str) -> GateOutcome:
     if verdict.result is Result.PASS:
         return GateOutcome(Decision.ADVANCE, 0, 0)
     if verdict.result is Result.FAIL:
         failures = consecutive_failures + 1
-        decision = Decision.ROLLBACK if failures >= failure_limit else Decision.WAIT
+        decision = Decision.ROLLBACK if failures >= failure_limit or drift_alarm(verdict) else Decision.WAIT
         return GateOutcome(decision, failures, 0)
     unsure = consecutive_inconclusive + 1
     if unsure < inconclusive_limit:

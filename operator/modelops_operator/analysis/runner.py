@@ -58,7 +58,7 @@ class ProviderAnalyzer:
             log.warning("%s provider failed for %s/%s: %s", kind, request.namespace, request.name, err)
             checks = [CheckResult(f"{kind.lower()}", Result.INCONCLUSIVE, message=f"{type(err).__name__}: {err}")]
         outcome = None
-        if request.strategy == "ABTest":
+        if request.strategy == "ABTest" and not request.watch:
             outcome, check = await self._experiment(provider, kind, request)
             checks.append(check)
         verdict = judge(checks)

@@ -20,6 +20,7 @@ import numpy as np
 from . import stats
 from .binning import Binner
 from .profile import CategoricalSpec, NumericSpec, Profile
+from .sequential import EvidenceConfig, EvidenceReport, SequentialEvidence
 from .window import SlidingCounts
 
 
@@ -31,6 +32,8 @@ class DriftConfig:
     correction: str = "holm"  # "holm" (family-wise error) or "bh" (false discovery rate)
     decision_level: str = "warn"  # the PSI band a drift decision needs: "warn" or "alarm"
     min_samples: int = 30  # below this many rows in the window nothing is decided
+    block_seconds: float = 5.0  # sequential evidence: one candidate change point per block
+    horizon_seconds: float = 1200.0  # ... over this long: the rollout's expected length
 
     def __post_init__(self) -> None:
         if self.correction not in stats.CORRECTIONS:
@@ -60,6 +63,7 @@ class DriftReport:
     level: np.ndarray  # 0 none, 1 warn, 2 alarm (each needs significance)
     drifted: np.ndarray  # bool
     config: DriftConfig
+    evidence: EvidenceReport | None = None
 
     @property
     def feature_mask(self) -> np.ndarray:
@@ -100,9 +104,19 @@ class DriftReport:
                     "drifted": bool(self.drifted[i]),
                 }
             )
+        ev = self.evidence
+        if ev is not None:
+            for i, row in enumerate(rows):
+                row["evidence"] = {"nats": num(ev.log_evidence[i]), "segment_rows": int(ev.segment_rows[i]),
+                                   "psi_lower": num(ev.psi_lower[i]), "warn": num(ev.band_evidence[0, i]),
+                                   "alarm": num(ev.band_evidence[1, i])}
         c = self.config
+        sequential = None if ev is None else {
+            "start_points": ev.start_points, "blocks": ev.blocks, "block_seconds": c.block_seconds,
+            "horizon_seconds": c.horizon_seconds, "rows": int(ev.rows.max(initial=0))}
         return {
             "window_rows": int(self.n),
+            "sequential": sequential,
             "enough_samples": self.n >= c.min_samples,
             "drifted_feature_share": self.drifted_feature_share,
             "drifted_features": [n for n, d, p in zip(self.names, self.drifted, self.is_prediction) if d and not p],
@@ -127,6 +141,9 @@ class DriftEngine:
         self.specs = specs
         self.binner = Binner(specs)
         self.window = SlidingCounts(n_sub, self.binner.total_bins)
+        c = self.config
+        self.evidence = SequentialEvidence(specs, EvidenceConfig(c.block_seconds, c.horizon_seconds,
+                                                                 (c.psi_warn, c.psi_alarm)))
         n_feat, b_max = len(specs), max((s.n_bins for s in specs), default=1)
         # Where each flat bin lands in the padded (feature x bin) matrix.
         self._rows = np.concatenate([np.full(s.n_bins, i) for i, s in enumerate(specs)]) if specs else np.zeros(0, int)
@@ -164,15 +181,24 @@ class DriftEngine:
         columns use the profile's prediction names."""
         if n_rows <= 0:
             return
-        self.window.add(self.count(columns, n_rows), n_rows)
+        counts = self.count(columns, n_rows)
+        self.window.add(counts, n_rows)
+        self.evidence.add(counts, n_rows)
 
     def rotate(self) -> None:
         self.window.rotate()
 
+    def next_block(self) -> None:
+        """Start the next block of the sequential evidence (every block_seconds)."""
+        self.evidence.rotate()
+
     def evaluate(self, counts: np.ndarray | None = None, n_rows: int | None = None) -> DriftReport:
-        """Score the current window, or the given flat counts of n_rows rows."""
+        """Score the current window (with the sequential evidence), or the given flat
+        counts of n_rows rows."""
+        evidence = None
         if counts is None:
             counts, n_rows = self.window.total, self.window.total_rows
+            evidence = self.evidence.evaluate()
         cur = self._pad(counts)
         ref = self.ref
         n = int(n_rows if n_rows is not None else cur.sum() / max(len(self.specs), 1))
@@ -213,4 +239,5 @@ class DriftEngine:
             level=level,
             drifted=level >= need,
             config=c,
+            evidence=evidence,
         )

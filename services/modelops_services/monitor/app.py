@@ -1,6 +1,7 @@
 """The monitor's HTTP face (aiohttp): /observe, /feedback, /metrics, /drift, /healthz.
 
-A background task rotates the sub-windows every window/n_sub seconds. Handlers
+Background tasks rotate the sub-windows every window/n_sub seconds and start a new
+block of the sequential evidence every block_seconds. Handlers
 never let an exception out: bad input is a 400 and a counter, not a crash.
 """
 
@@ -100,9 +101,15 @@ async def _rotator(app: web.Application) -> Any:
             await asyncio.sleep(period)
             state.rotate()
 
-    task = asyncio.create_task(loop())
+    async def blocks() -> None:
+        while True:
+            await asyncio.sleep(state.config.drift.block_seconds)
+            state.next_block()
+
+    tasks = [asyncio.create_task(loop()), asyncio.create_task(blocks())]
     yield
-    task.cancel()
+    for task in tasks:
+        task.cancel()
 
 
 def make_app(config: MonitorConfig, profile: Profile | None = None) -> web.Application:

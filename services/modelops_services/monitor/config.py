@@ -60,6 +60,8 @@ class MonitorConfig:
                 correction=env.get("MODELOPS_CORRECTION", "holm"),
                 decision_level=env.get("MODELOPS_DECISION_LEVEL", "warn"),
                 min_samples=int(env.get("MODELOPS_MIN_SAMPLES", "30")),
+                block_seconds=parse_duration(env.get("MODELOPS_EVIDENCE_BLOCK", "5s")),
+                horizon_seconds=parse_duration(env.get("MODELOPS_EVIDENCE_HORIZON", "20m")),
             ),
             pending_max=int(env.get("MODELOPS_PENDING_MAX", "200000")),
         )

@@ -1,7 +1,7 @@
 """Prometheus exposition of the monitor state.
 
 Labels come only from {modeldeployment, namespace, track, revision, feature,
-method, status}; feature values are the profile's feature names (fixed at
+method, status, band}; band is one of any, warn, fail; feature values are the profile's feature names (fixed at
 start), never a raw value or category, so the series count is bounded.
 Undefined values (empty window, no labels yet) are exported as NaN.
 """
@@ -48,6 +48,28 @@ class MonitorCollector(Collector):
             missing.add_metric([*base, name], float(r.missing_rate[i]))
             unseen.add_metric([*base, name], float(r.unseen_rate[i]))
         yield from (score, pval, padj, drifted, level, missing, unseen)
+
+        ev = r.evidence
+        if ev is not None:
+            # Sequential evidence: log e-values in nats since the most telling change point.
+            evidence = gauge("modelops_feature_drift_evidence",
+                             "Log e-value (nats) that the feature left training by at least the PSI band "
+                             "(band=warn|fail), or by anything (band=any), maximised over change points",
+                             ("feature", "band"))
+            lower = gauge("modelops_feature_psi_lower",
+                          "Bias-corrected lower confidence bound on PSI since the most telling change point",
+                          ("feature",))
+            for i, name in enumerate(r.names):
+                evidence.add_metric([*base, name, "any"], float(ev.log_evidence[i]))
+                evidence.add_metric([*base, name, "warn"], float(ev.band_evidence[0, i]))
+                evidence.add_metric([*base, name, "fail"], float(ev.band_evidence[1, i]))
+                lower.add_metric([*base, name], float(ev.psi_lower[i]))
+            points = gauge("modelops_drift_change_points",
+                           "Candidate change points over the horizon (K of the threshold log(K/alpha))")
+            points.add_metric(base, float(ev.start_points))
+            seq_rows = gauge("modelops_drift_evidence_rows", "Rows over the sequential evidence's horizon")
+            seq_rows.add_metric(base, float(ev.rows.max(initial=0)))
+            yield from (evidence, lower, points, seq_rows)
 
         share = gauge("modelops_drifted_feature_share", "Share of input features that drifted (prediction excluded)")
         share.add_metric(base, r.drifted_feature_share)

@@ -171,6 +171,10 @@ class MonitorState:
         self.last_rotation = time.time()
         self._report = None
 
+    def next_block(self) -> None:
+        self.engine.next_block()
+        self._report = None
+
     def report(self) -> DriftReport:
         if self._report is None:
             self._report = self.engine.evaluate()

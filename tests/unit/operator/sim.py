@@ -17,9 +17,11 @@ from modelops_operator.routers.gateway_readiness import (MIRROR, PERCENTAGE_MIRR
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def verdict(result: str, message: str = "", winner: str | None = None) -> Verdict:
+def verdict(result: str, message: str = "", winner: str | None = None, check: str = "slo.errorRate") -> Verdict:
+    """A verdict of one check; a window check by default (failureLimit applies to it,
+    while a failing drift.* check is a sequential alarm that rolls back at once)."""
     res = Result(result)
-    check = CheckResult("drift.share", res, 0.1 if res is Result.PASS else 0.5, "<= 0.3", 500, message)
+    check = CheckResult(check, res, 0.001 if res is Result.PASS else 0.5, "<= 0.01", 500, message)
     return Verdict(res, {"Pass": "AllChecksPassed", "Fail": "CheckFailed", "Inconclusive": "NotEnoughData"}[result],
                    message or result, (check,), winner)
 
@@ -34,6 +36,8 @@ class Sim:
                      "generation": 1, "annotations": {}}
         self.spec = copy.deepcopy(spec)
         self.status: dict = {}
+        self.watches: list = []  # reads between gates
+        self.watch_judge = always("Inconclusive")
         self.replicas: dict[str, int] = {}
         self.ready: dict[str, int] = {}
         self.objects: dict[tuple, dict] = {}
@@ -88,8 +92,10 @@ class Sim:
         self.take_up_route()
         p = plan(self.meta, self.spec, self.status, self.observed(), self.now)
         if p.analysis is not None:
-            self.requests.append(p.analysis)
-            p = plan(self.meta, self.spec, self.status, self.observed(), self.now, verdict=judge(p.analysis))
+            # Reads of the drift evidence between gates have a judge of their own.
+            asked, answer = (self.watches, self.watch_judge) if p.analysis.watch else (self.requests, judge)
+            asked.append(p.analysis)
+            p = plan(self.meta, self.spec, self.status, self.observed(), self.now, verdict=answer(p.analysis))
         self.carry_out(p)
         self.last = p
         self.now += timedelta(seconds=advance)

@@ -110,7 +110,7 @@ def test_two_failed_analyses_roll_back(live):
     assert live.status["analysis"]["consecutiveFailures"] == 2
     assert live.status["blockedRevision"] and "candidate" not in live.status
     assert live.status["weights"]["candidate"] == 0
-    assert live.status["failedChecks"][0]["name"] == "drift.share"
+    assert live.status["failedChecks"][0]["name"] == "slo.errorRate"
     degraded = next(c for c in live.status["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True" and degraded["reason"] == "AnalysisFailed"
     # All traffic is back on the stable revision, at full size, and it stays there.
@@ -126,6 +126,41 @@ def test_one_failure_then_pass_continues(live):
     answers = iter(["Fail", "Pass", "Pass", "Pass", "Pass"])
     live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0",
              judge=lambda r: verdict(next(answers)))
+
+
+def test_a_drift_alarm_between_gates_rolls_back_at_once(live):
+    """The drift evidence is read every readInterval (5s) between the 10s gates; an alarm
+    on such a read rolls back without a second failing analysis."""
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Analysing" and (s.status.get("analysis") or {}).get("runs"))
+    gates = len(live.requests)
+    live.watch_judge = lambda r: verdict("Fail", "g0 drifted", check="drift.feature.g0")
+    live.run(lambda s: s.phase() == "RolledBack", limit=8)  # 8 s: before the next gate
+    assert live.reasons()[-1] == "AnalysisFailed" and "g0 drifted" in live.events[-1][1]
+    assert len(live.requests) == gates and live.watches and all(r.watch for r in live.watches)
+    assert live.status["analysis"]["consecutiveFailures"] == 1
+    assert live.status["failedChecks"][0]["name"] == "drift.feature.g0"
+
+
+def test_reads_between_gates_act_only_on_a_drift_alarm(live):
+    v2(live)
+    live.watch_judge = always("Fail")  # a window check failing on a read between gates: not a gate
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0")
+    assert live.watches and not any(r.watch for r in live.requests)
+    assert live.status["analysis"]["consecutiveFailures"] == 0
+
+
+def test_a_drift_failure_at_a_gate_needs_no_second_one(live):
+    v2(live)
+    live.run(lambda s: s.phase() == "RolledBack", judge=lambda r: verdict("Fail", check="drift.share"), limit=60)
+    assert live.status["analysis"]["consecutiveFailures"] == 1
+
+
+def test_no_reads_between_gates_when_they_would_not_be_sooner(live):
+    live.set_spec(analysis__drift__readInterval="10s")
+    v2(live)
+    live.run(lambda s: s.phase() == "Succeeded" and stable_version(s) == "2.0.0")
+    assert not live.watches
 
 
 def test_inconclusive_pauses_by_default(live):

@@ -61,7 +61,7 @@ def test_feedback_matches_by_id(state):
 def test_metrics_use_only_bounded_labels(state):
     state.observe({"records": [record(i, x="not-a-number") for i in range(3)]})
     text = generate_latest(make_registry(state)).decode()
-    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "le"}
+    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "le"}
     fams = list(text_string_to_metric_families(text))
     assert all(f.name.startswith("modelops_") for f in fams)
     for f in fams:

@@ -135,6 +135,9 @@ class PrometheusProvider:
         queries = {
             "psi": f'max by (revision, pod, feature) (modelops_feature_drift_score{{{sel},method="psi"}})',
             "pvalue": f'max by (revision, pod, feature) (modelops_feature_drift_pvalue{{{sel},method="chi2"}})',
+            "warn": f'max by (revision, pod, feature) (modelops_feature_drift_evidence{{{sel},band="warn"}})',
+            "fail": f'max by (revision, pod, feature) (modelops_feature_drift_evidence{{{sel},band="fail"}})',
+            "psi_lower": f'max by (revision, pod, feature) (modelops_feature_psi_lower{{{sel}}})',
             **{key: f"max by (revision, pod) ({metric}{{{sel}}})" for key, metric in GAUGES.items()},
         }
         answers = await asyncio.gather(*(self.query_vector(q, address) for q in queries.values()))
@@ -142,7 +145,7 @@ class PrometheusProvider:
         for key, series in zip(queries, answers):
             for labels, value in series:
                 pod = pods.setdefault((labels.get("revision", ""), labels.get("pod", "")), {"features": {}})
-                if key in ("psi", "pvalue"):
+                if key in FEATURE_KEYS:
                     pod["features"].setdefault(labels.get("feature", ""), {})[key] = value
                 else:
                     pod[key] = value
@@ -200,8 +203,11 @@ class PrometheusProvider:
         return abtest.decide(control, candidate, decision)
 
 
+FEATURE_KEYS = ("psi", "pvalue", "warn", "fail", "psi_lower")
 GAUGES = {
     "samples": "modelops_window_samples",
+    "evidence_rows": "modelops_drift_evidence_rows",
+    "change_points": "modelops_drift_change_points",
     "requests": "modelops_window_requests",
     "error_rate": "modelops_error_rate",
     "latency_p99": "modelops_window_latency_p99_seconds",
@@ -218,19 +224,20 @@ def _regex(value: str) -> str:
 
 
 def _pod_numbers(raw: dict) -> checks.TrackNumbers:
-    def num(key):
-        value = raw.get(key)
+    def num(value):
         return None if value is None or math.isnan(value) else value
 
-    samples, requests = num("samples"), num("requests")
-    features = {name: checks.FeatureScore(None if math.isnan(v.get("psi", math.nan)) else v["psi"],
-                                          None if math.isnan(v.get("pvalue", math.nan)) else v["pvalue"],
-                                          checks.is_prediction(name))
+    k = num(raw.get("change_points"))
+    features = {name: checks.FeatureScore(num(v.get("psi")), num(v.get("pvalue")), checks.is_prediction(name),
+                                          checks.evidence_pvalue(num(v.get("warn")), k),
+                                          checks.evidence_pvalue(num(v.get("fail")), k), num(v.get("psi_lower")))
                 for name, v in raw["features"].items() if name}
+    samples, requests, rows = num(raw.get("samples")), num(raw.get("requests")), num(raw.get("evidence_rows"))
     return checks.TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
-        error_rate=num("error_rate"),
-        latency_p99=num("latency_p99"),
+        error_rate=num(raw.get("error_rate")),
+        latency_p99=num(raw.get("latency_p99")),
         features=features,
+        evidence_rows=None if rows is None else int(rows),
     )

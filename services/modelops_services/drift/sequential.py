@@ -1,0 +1,259 @@
+"""Sequential drift evidence: how strongly the rows since a change point say that a
+feature left its training distribution by at least a PSI band.
+
+The rows arrive in blocks of a few seconds, kept in a ring that spans the horizon
+(the rollout's expected length, 20 minutes by default). Every block boundary is a
+candidate change point, and for each feature and each candidate start k the rows
+from k to now give two numbers:
+
+- **e-value** E_k against "the segment's rows come from the distribution the
+  training rows came from": the Dirichlet-multinomial mixture likelihood of the
+  segment's bin counts over their predictive likelihood given the reference counts
+  (a Polya urn seeded with the training rows, so the reference's own sampling noise
+  is not mistaken for drift however many rows arrive). The alternative is averaged
+  over two priors (concentration 1/2 and 5 per bin, centred on the reference) and
+  two resolutions (the profile's bins, and the ordered bins merged into quartiles),
+  so both a large shift in few rows and a small one in many rows are found early.
+  An average of e-processes is an e-process, and for a fixed start each E_k is a
+  nonnegative martingale under the null (exactly so when the training distribution
+  is drawn from the Jeffreys prior, and to the reference's precision for any fixed
+  one), so by Ville's inequality P(sup_t E_k >= K/alpha) <= alpha/K; over the
+  horizon's K start points P(any false alarm) <= alpha, however often the result is
+  read.
+- **effect lower bound**: a lower confidence bound on the segment's PSI, corrected
+  for the upward bias of a small sample (a two-sample PSI of n and m rows from the
+  same distribution is about (bins-1)(1/n + 1/m)). n_eff * PSI is read as a
+  noncentral chi-square with bins-1 degrees of freedom, and its normal
+  approximation is inverted for the noncentrality at 97.5% per resolution; the
+  larger of the two resolutions' bounds counts (coarser bins can only lower PSI, so
+  either bound is also one for the profile's bins).
+
+A feature reaches a band when one segment has both: an e-value over the threshold
+and an effect bound at or above the band. `band_evidence` is, per band, the largest
+log e-value among segments whose bound reaches it; the operator turns it into an
+anytime-valid p-value K * exp(-evidence), corrects it across features, and compares
+it with its significance. Nothing here depends on the operator's alpha, so a changed
+significance applies at the next read.
+
+Pure numpy and scipy, no I/O, like the rest of the drift engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy.special import gammaln
+
+from .profile import CategoricalSpec, FeatureSpec, NumericSpec
+
+# Prior concentration per bin of the two Dirichlet mixtures, centred on the reference.
+CONCENTRATIONS = (0.5, 5.0)
+COARSE_GROUPS = 4  # ordered bins merged into this many groups of about equal reference mass
+# Two resolutions, each bound at 97.5%: the larger of the two holds at 95%.
+BOUND_Z = 1.959964
+SMOOTHING = 0.5  # Jeffreys' pseudo-count per bin for the effect estimate
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    block_seconds: float = 5.0
+    horizon_seconds: float = 1200.0
+    bands: tuple[float, ...] = (0.1, 0.25)  # PSI warn and alarm
+
+    def __post_init__(self) -> None:
+        if not self.block_seconds > 0:
+            raise ValueError("block_seconds must be above 0")
+        if self.horizon_seconds < self.block_seconds:
+            raise ValueError("horizon_seconds must be at least block_seconds")
+        if any(not (b >= 0 and math.isfinite(b)) for b in self.bands):
+            raise ValueError("PSI bands must be finite and >= 0")
+
+    @property
+    def start_points(self) -> int:
+        """Candidate change points over the horizon: the K of the threshold log(K/alpha)."""
+        return max(1, math.ceil(self.horizon_seconds / self.block_seconds))
+
+
+@dataclass
+class EvidenceReport:
+    start_points: int  # K
+    blocks: int  # blocks filled so far (<= K)
+    rows: np.ndarray  # per feature: rows since the oldest block kept
+    log_evidence: np.ndarray  # per feature: max over segments of log E (nats), >= 0
+    segment_rows: np.ndarray  # per feature: rows of the segment with that maximum
+    psi_lower: np.ndarray  # per feature: the largest effect lower bound over segments
+    band_evidence: np.ndarray  # bands x features: max log E over segments whose bound reaches the band
+
+    def pvalue(self, band: int) -> np.ndarray:
+        """Anytime-valid p-values per feature for reaching bands[band]: Bonferroni over
+        the K start points of K * min_k 1/E_k."""
+        return np.minimum(1.0, self.start_points * np.exp(-self.band_evidence[band]))
+
+
+def coarse_groups(spec: FeatureSpec) -> np.ndarray:
+    """Per bin of the feature, its group at the coarse resolution. Numeric: below-range,
+    the quantile bins in COARSE_GROUPS groups, above-range and missing each alone.
+    Categorical: the three most frequent categories alone, the other listed ones
+    together, then OTHER, UNSEEN and MISSING alone."""
+    n = spec.n_bins
+    if isinstance(spec, NumericSpec):
+        inner = n - 3
+        groups = [0, *(1 + (i * COARSE_GROUPS) // max(inner, 1) for i in range(inner)), COARSE_GROUPS + 1,
+                  COARSE_GROUPS + 2]
+        return np.asarray(groups, dtype=np.int64)
+    assert isinstance(spec, CategoricalSpec)
+    top = len(spec.categories)
+    cats = [min(i, 3) for i in range(top)]
+    first = (max(cats) + 1) if cats else 0
+    return np.asarray([*cats, first, first + 1, first + 2], dtype=np.int64)
+
+
+class Resolution:
+    """One binning of every feature: a map from the profile's flat bins to padded
+    (feature x bin) cells, and the reference there."""
+
+    def __init__(self, groups: Sequence[np.ndarray], offsets: np.ndarray, total_bins: int, ref_flat: np.ndarray):
+        widths = [int(g.max()) + 1 for g in groups]
+        self.shape = (len(groups), max(widths, default=1))
+        self.map = np.zeros((total_bins, self.shape[0] * self.shape[1]), dtype=np.float64)
+        for f, g in enumerate(groups):
+            for b, cell in enumerate(g):
+                self.map[offsets[f] + b, f * self.shape[1] + cell] = 1.0
+        self.mask = np.zeros(self.shape, dtype=bool)
+        for f, w in enumerate(widths):
+            self.mask[f, :w] = True
+        self.ref = self.cells(ref_flat[None, :])[0]
+        self.m = self.ref.sum(axis=1)
+        bins = self.mask.sum(axis=1)
+        # Smoothed reference proportions: a bin empty in training (a value out of its
+        # range, an unseen category) keeps a small probability instead of zero.
+        self.q = np.where(self.mask, (self.ref + SMOOTHING) / (self.m + SMOOTHING * bins)[:, None], 1.0)
+        self.log_q = np.log(self.q)
+
+    def cells(self, flat: np.ndarray) -> np.ndarray:
+        """(segments x flat bins) -> (segments x features x cells)."""
+        return (flat @ self.map).reshape(flat.shape[0], *self.shape)
+
+    def log_evidence(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """log E per (segment, feature), E the mean over CONCENTRATIONS of the
+        Dirichlet-multinomial mixture against the reference proportions."""
+        bins = self.mask.sum(axis=1)
+        logs = []
+        for conc in CONCENTRATIONS:
+            kappa = conc * bins  # prior mass, spread as q
+            a = np.where(self.mask, kappa[:, None] * self.q, 1.0)
+            mix = (gammaln(kappa) - gammaln(kappa + n) +
+                   (np.where(self.mask, gammaln(a + c) - gammaln(a), 0.0)).sum(axis=-1))
+            logs.append(mix - self._null(c, n))
+        stacked = np.stack(logs)
+        top = stacked.max(axis=0)
+        return top + np.log(np.exp(stacked - top).mean(axis=0))
+
+    def _null(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """log of the segment's probability if its rows came from the distribution the
+        training rows came from: the Polya-urn predictive given the reference counts
+        (a Jeffreys prior updated by the reference). Unlike the reference proportions
+        alone, it knows the reference is a sample, so a long run of unchanged traffic
+        does not pile up evidence against the reference's own sampling noise."""
+        r = np.where(self.mask, self.ref + SMOOTHING, 1.0)
+        total = np.where(self.mask, r, 0.0).sum(axis=-1)
+        return (gammaln(total) - gammaln(total + n) +
+                np.where(self.mask, gammaln(r + c) - gammaln(r), 0.0).sum(axis=-1))
+
+    def psi_lower(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Lower confidence bound on PSI per (segment, feature), bias-corrected."""
+        p = np.where(self.mask, c + SMOOTHING, 1.0)
+        p = p / np.where(self.mask, p, 0.0).sum(axis=-1, keepdims=True)
+        psi = np.where(self.mask, (p - self.q) * (np.log(p) - self.log_q), 0.0).sum(axis=-1)
+        # Degrees of freedom: the bins either sample touches.
+        used = (self.mask & ((c > 0) | (self.ref[None] > 0))).sum(axis=-1)
+        dof = np.maximum(used - 1, 1).astype(np.float64)
+        n_eff = n * self.m / np.maximum(n + self.m, 1.0)
+        excess = n_eff * psi - dof  # the statistic minus its mean without drift
+        z2 = BOUND_Z**2
+        # Solve excess - lam = z * sqrt(2 * (dof + 2 * lam)) for the noncentrality lam.
+        root = np.sqrt(np.maximum(4 * z2 * excess + 4 * z2 * z2 + 2 * z2 * dof, 0.0))
+        lam = np.maximum(excess + 2 * z2 - root, 0.0)
+        return np.where(n_eff > 0, lam / np.maximum(n_eff, 1e-12), 0.0)
+
+
+class SequentialEvidence:
+    """The ring of blocks and the evidence over it. `add` counts rows into the
+    newest block, `rotate` starts the next one (every block_seconds)."""
+
+    def __init__(self, specs: Sequence[FeatureSpec], config: EvidenceConfig | None = None):
+        self.config = config or EvidenceConfig()
+        self.specs = list(specs)
+        sizes = [s.n_bins for s in self.specs]
+        self.total_bins = int(sum(sizes))
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, int)
+        ref_flat = (np.concatenate([s.counts for s in self.specs]).astype(np.float64) if self.specs
+                    else np.zeros(0))
+        fine = [np.arange(s.n_bins) for s in self.specs]
+        coarse = [coarse_groups(s) for s in self.specs]
+        self.resolutions = (Resolution(fine, offsets, self.total_bins, ref_flat),
+                            Resolution(coarse, offsets, self.total_bins, ref_flat))
+        k = self.config.start_points
+        self.slots = np.zeros((k, self.total_bins), dtype=np.int64)
+        self.rows = np.zeros(k, dtype=np.int64)
+        self.head = 0
+        self.filled = 1
+        self._report: EvidenceReport | None = None
+
+    def add(self, flat_counts: np.ndarray, n_rows: int) -> None:
+        self.slots[self.head] += flat_counts
+        self.rows[self.head] += int(n_rows)
+        self._report = None
+
+    def rotate(self) -> None:
+        """Start a new block; the oldest beyond the horizon is dropped."""
+        k = self.config.start_points
+        self.head = (self.head + 1) % k
+        self.slots[self.head] = 0
+        self.rows[self.head] = 0
+        self.filled = min(self.filled + 1, k)
+        self._report = None
+
+    def clear(self) -> None:
+        self.slots[:] = 0
+        self.rows[:] = 0
+        self.filled = 1
+        self._report = None
+
+    def evaluate(self) -> EvidenceReport:
+        if self._report is None:
+            self._report = self._evaluate()
+        return self._report
+
+    def _evaluate(self) -> EvidenceReport:
+        k = self.config.start_points
+        n_feat = len(self.specs)
+        order = (self.head - np.arange(self.filled)) % k  # newest block first
+        suffix = np.cumsum(self.slots[order], axis=0).astype(np.float64)  # segment from block i back to now
+        log_e = np.full((self.filled, n_feat), -np.inf)
+        bound = np.zeros((self.filled, n_feat))
+        rows = np.zeros((self.filled, n_feat))
+        for res in self.resolutions:
+            c = res.cells(suffix)
+            n = (c * res.mask).sum(axis=-1)
+            rows = n
+            log_e = np.logaddexp(log_e, res.log_evidence(c, n))
+            bound = np.maximum(bound, res.psi_lower(c, n))
+        log_e = np.where(rows > 0, log_e - math.log(len(self.resolutions)), 0.0)
+        best = np.argmax(log_e, axis=0) if self.filled else np.zeros(n_feat, dtype=int)
+        cols = np.arange(n_feat)
+        bands = np.array(self.config.bands, dtype=np.float64)
+        reach = bound[None, :, :] >= bands[:, None, None] - 1e-12  # bands x segments x features
+        band_e = np.where(reach, log_e[None], 0.0).max(axis=1) if self.filled else np.zeros((len(bands), n_feat))
+        return EvidenceReport(
+            start_points=k,
+            blocks=self.filled,
+            rows=rows[-1] if self.filled else np.zeros(n_feat),
+            log_evidence=np.maximum(log_e[best, cols], 0.0),
+            segment_rows=rows[best, cols],
+            psi_lower=bound.max(axis=0) if self.filled else np.zeros(n_feat),
+            band_evidence=np.maximum(band_e, 0.0),
+        )
