@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import threading
 
@@ -80,11 +81,17 @@ def test_normal_traffic_is_quiet_then_shifted_traffic_drifts(models_dir, start):
     assert 0.15 < value(m, "modelops_feature_missing_rate", feature="tenure_months") < 0.25
     assert value(m, "modelops_feature_drift_score", feature="monthly_charges", method="psi") > 0.25
     assert value(m, "modelops_drifted_feature_share") == 2 / 7
+    # The sequential evidence that the shifted feature reached the fail band is far past an
+    # alarm's threshold (log of change points x features / alpha); an unshifted one has none.
+    alarm = math.log(value(m, "modelops_drift_change_points") * 7 / 0.05)
+    assert value(m, "modelops_feature_drift_evidence", feature="monthly_charges", band="fail") > alarm
+    assert value(m, "modelops_feature_drift_evidence", feature="contract", band="warn") < alarm
+    assert value(m, "modelops_feature_psi_lower", feature="monthly_charges") > 0.25
     # /drift carries the same state as JSON.
     d = httpx.get(monitor + "/drift").json()
     assert sorted(d["drift"]["drifted_features"]) == ["monthly_charges", "tenure_months"]
     # No label carries a raw value or category.
-    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "le"}
+    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "le"}
     assert all(k in allowed for (_, ls) in m for k, _ in ls)
     assert all(n.startswith("modelops_") for (n, _) in m)
 
