@@ -5,6 +5,19 @@ under that id (bounded, oldest evicted first) until a label arrives. Each label
 then adds to per-sub-window sufficient statistics, so every metric is exact over
 the window in fixed memory. ROC AUC is computed from score histograms (1000 bins
 on [0, 1]); scores in the same bin count as ties, so it is within 1e-3 of exact.
+
+Each metric also has a standard error over the window (`stderr`) and the rows it is
+computed from (`samples`), so the operator can pool pods and compare two tracks:
+- accuracy, precision, recall: binomial, sqrt(p (1 - p) / rows), rows being the
+  labelled rows, the predicted positives and the actual positives;
+- F1 = 2 TP / (2 TP + FP + FN): delta method over the multinomial counts,
+  Var = 4 TP (FP + FN) (TP + FP + FN) / (2 TP + FP + FN)^4;
+- ROC AUC: DeLong's variance, S10 / m + S01 / n, from the placement values of the
+  m positives and n negatives, which the score histograms give per bin;
+- MAE and MSE: the standard error of a mean (of |e| and of e^2); RMSE's by the delta
+  method, se(MSE) / (2 RMSE); R2 = 1 - mean(e^2) / mean((y - ybar)^2) by the delta
+  method over the two means. The window keeps sums of e^4, y^3, y^4, e^2 y and e^2 y^2
+  for them (y shifted by the first label seen, so the sums do not lose precision).
 """
 
 from __future__ import annotations
@@ -18,9 +31,12 @@ from .drift.window import SlidingCounts
 
 AUC_BINS = 1000
 # Classification slots: correct, total, tp, fp, fn, tn. Regression slots: n,
-# sum(err), sum(|err|), sum(err^2), sum(y), sum(y^2) (float sums kept as float).
+# sum(err), sum(|err|), sum(err^2), sum(y), sum(y^2), sum(err^4), sum(y^3), sum(y^4),
+# sum(err^2 y), sum(err^2 y^2) (float sums kept as float; y shifted, see _add_reg).
 _CLS = 6
-_REG = 6
+_REG = 11
+METHODS = {"classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
+           "regression": ("rmse", "mae", "r2")}
 
 
 class PendingPredictions:
@@ -127,6 +143,7 @@ class QualityWindow:
         else:
             self._reg = np.zeros((n_sub, _REG))
             self._head = 0
+            self._y0: float | None = None  # the shift of y in the sums: the first label
             self.win = SlidingCounts(n_sub, 1)  # row counts only
 
     def add(self, label: Any, prediction: Any, score: float | None) -> bool:
@@ -157,7 +174,13 @@ class QualityWindow:
         if isinstance(label, bool) or not (math.isfinite(y) and math.isfinite(yhat)):
             return False
         e = yhat - y
-        self._reg[self.win.head] += (1.0, e, abs(e), e * e, y, y * y)
+        if self._y0 is None:
+            self._y0 = y
+        # Shifted by a fixed value, y's moments are sums of small numbers on
+        # stationary data (the sum of squares about the mean is shift-invariant).
+        y -= self._y0
+        e2 = e * e
+        self._reg[self.win.head] += (1.0, e, abs(e), e2, y, y * y, e2 * e2, y ** 3, y ** 4, e2 * y, e2 * y * y)
         self.win.add(np.ones(1, dtype=np.int64), 1)
         return True
 
@@ -175,7 +198,7 @@ class QualityWindow:
         or no positives for recall, ...)."""
         nan = float("nan")
         if self.task == "regression":
-            n, _, sa, ss, sy, sy2 = self._reg.sum(axis=0)
+            n, _, sa, ss, sy, sy2 = self._reg.sum(axis=0)[:6]
             if n == 0:
                 return {"rmse": nan, "mae": nan, "r2": nan}
             sst = sy2 - sy * sy / n
@@ -207,3 +230,87 @@ class QualityWindow:
             "f1": f1,
             "roc_auc": auc,
         }
+
+    def samples(self) -> dict[str, float]:
+        """Method -> the labelled rows its value is computed from: all of them, except
+        precision (the predicted positives), recall (the actual positives) and ROC AUC
+        (the rows with a score)."""
+        if self.task == "regression":
+            n = float(self._reg[:, 0].sum())
+            return {"rmse": n, "mae": n, "r2": n}
+        t = self.win.total
+        _, n, tp, fp, fn, _tn = (float(x) for x in t[:_CLS])
+        return {"accuracy": n, "precision": tp + fp, "recall": tp + fn, "f1": n,
+                "roc_auc": float(t[_CLS:].sum())}
+
+    def stderr(self) -> dict[str, float]:
+        """Method -> the standard error of its value over the window (see the module's
+        docstring); NaN where it is undefined."""
+        nan = float("nan")
+        if self.task == "regression":
+            return _regression_stderr(self._reg.sum(axis=0))
+        t = self.win.total
+        correct, n, tp, fp, fn, _tn = (float(x) for x in t[:_CLS])
+
+        def binomial(x: float, rows: float) -> float:
+            return math.sqrt(x / rows * (1 - x / rows) / rows) if rows > 0 else nan
+
+        d = 2 * tp + fp + fn
+        f1 = math.sqrt(4 * tp * (fp + fn) * (tp + fp + fn)) / (d * d) if d > 0 else nan
+        auc_var = delong_variance(t[_CLS : _CLS + AUC_BINS], t[_CLS + AUC_BINS :])
+        return {
+            "accuracy": binomial(correct, n),
+            "precision": binomial(tp, tp + fp),
+            "recall": binomial(tp, tp + fn),
+            "f1": f1,
+            "roc_auc": math.sqrt(auc_var) if math.isfinite(auc_var) else nan,
+        }
+
+
+def delong_variance(pos: np.ndarray, neg: np.ndarray) -> float:
+    """DeLong's variance of the ROC AUC from score histograms of the positives and the
+    negatives (the same bins; a shared bin is a tie, worth one half). NaN with fewer
+    than two of either.
+
+    A positive in bin b is placed above V10(b) = (negatives below b + half those in b) / n
+    of the negatives, a negative below V01(b) = (positives above b + half those in b) / m
+    of the positives; AUC is the mean of either, and
+    Var = S10 / m + S01 / n, S10 and S01 the sample variances of the placements."""
+    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+    m, n = pos.sum(), neg.sum()
+    if m < 2 or n < 2:
+        return float("nan")
+    v10 = (np.cumsum(neg) - neg + 0.5 * neg) / n
+    v01 = (m - np.cumsum(pos) + 0.5 * pos) / m
+    auc = float((pos * v10).sum() / m)
+    s10 = float((pos * (v10 - auc) ** 2).sum() / (m - 1))
+    s01 = float((neg * (v01 - auc) ** 2).sum() / (n - 1))
+    return s10 / m + s01 / n
+
+
+def _regression_stderr(sums: np.ndarray) -> dict[str, float]:
+    """Standard errors of RMSE, MAE and R2 from the window's sums (delta method)."""
+    nan = float("nan")
+    n, _se, sa, ss, sy, sy2, s4, sy3, sy4, s2y, s2y2 = (float(x) for x in sums)
+    out = {"rmse": nan, "mae": nan, "r2": nan}
+    if n < 2:
+        return out
+    mae, mse = sa / n, ss / n
+    out["mae"] = math.sqrt(max(ss / n - mae * mae, 0.0) * n / (n - 1) / n)  # E|e|^2 = E e^2
+    var_e2 = max(s4 / n - mse * mse, 0.0) * n / (n - 1)  # variance of e^2
+    if mse > 0:
+        out["rmse"] = math.sqrt(var_e2 / n) / (2 * math.sqrt(mse))
+    # R2 = 1 - a / b, a = mean(e^2), b = mean((y - ybar)^2); moments about ybar from
+    # the (shifted) raw sums.
+    ybar = sy / n
+    b = sy2 / n - ybar * ybar
+    if b <= 1e-12 * max(sy2 / n, 1.0):
+        return out
+    c4 = sy4 / n - 4 * ybar * sy3 / n + 6 * ybar**2 * sy2 / n - 3 * ybar**4  # E (y - ybar)^4
+    var_d2 = max(c4 - b * b, 0.0) * n / (n - 1)  # variance of (y - ybar)^2
+    cross = (s2y2 / n - 2 * ybar * s2y / n + ybar * ybar * mse) - mse * b  # cov(e^2, (y - ybar)^2)
+    cross *= n / (n - 1)
+    a = mse
+    var_r2 = (var_e2 / b**2 + a * a * var_d2 / b**4 - 2 * a * cross / b**3) / n
+    out["r2"] = math.sqrt(max(var_r2, 0.0))
+    return out
