@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from ..durations import format_duration, parse_duration
+from . import champion
 from .base import CheckResult, Result
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
@@ -75,6 +76,8 @@ class TrackNumbers:
     features: Mapping[str, FeatureScore] = field(default_factory=dict)
     pods: int = 1
     evidence_rows: int | None = None  # rows over the sequential evidence's horizon
+    # Prediction bin counts since the stage began, per prediction spec (champion.py).
+    predictions: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "error_rate", _finite(self.error_rate))
@@ -114,6 +117,9 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
     samples = _finite(drift.get("window_rows"))
     requests = _finite(health.get("requests"))
     rows = _finite(sequential.get("rows"))
+    since = doc.get("predictions_since") if isinstance(doc.get("predictions_since"), Mapping) else {}
+    predictions = {name: tuple(_finite(c) or 0.0 for c in counts)
+                   for name, counts in (since.get("features") or {}).items() if isinstance(counts, list)}
     return TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
@@ -121,7 +127,20 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
         latency_p99=_finite(health.get("latency_p99_seconds")),
         features=features,
         evidence_rows=None if rows is None else int(rows),
+        predictions=predictions,
     )
+
+
+def add_counts(tracks: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, tuple[float, ...]]:
+    """Bin counts per prediction spec, added up over pods."""
+    out: dict[str, list[float]] = {}
+    for counts in tracks:
+        for name, bins in counts.items():
+            acc = out.setdefault(name, [0.0] * len(bins))
+            if len(acc) == len(bins):  # pods of one revision share the profile
+                for i, c in enumerate(bins):
+                    acc[i] += c
+    return {name: tuple(bins) for name, bins in out.items()}
 
 
 def _bonferroni(values: list[float]) -> float | None:
@@ -166,6 +185,7 @@ def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
         features=features,
         pods=len(pods),
         evidence_rows=sum(rows) if rows else None,
+        predictions=add_counts([p.predictions for p in pods]),
     )
 
 
@@ -502,11 +522,26 @@ def _relative(name: str, cand: TrackNumbers, stable: TrackNumbers | None, attr: 
     return CheckResult(name, Result.FAIL, value, threshold, cand.requests, f"{detail}; above {field_name}")
 
 
-def evaluate(cand: TrackNumbers, stable: TrackNumbers | None, analysis: Mapping) -> list[CheckResult]:
+def evaluate(cand: TrackNumbers, stable: TrackNumbers | None, analysis: Mapping,
+             strategy: str | None = None) -> list[CheckResult]:
     """Every drift and service-level check of spec.analysis (defaulted) on the
-    candidate's numbers, the relative ones against the stable's."""
+    candidate's numbers, the relative ones against the stable's; for a strategy whose
+    tracks share the traffic of one period, the candidate's predictions against the
+    stable's."""
     s = Settings.from_analysis(analysis)
-    return [*drift_checks(cand, s), *slo_checks(cand, stable, s)]
+    out = [*drift_checks(cand, s), *slo_checks(cand, stable, s)]
+    if compares_champion(analysis, strategy):
+        check = champion.prediction_check(cand.predictions, stable.predictions if stable else None, s,
+                                          champion.ChampionSettings.from_analysis(analysis))
+        if check is not None:
+            out.append(check)
+    return out
+
+
+def compares_champion(analysis: Mapping, strategy: str | None) -> bool:
+    """Whether the candidate's predictions are compared with the stable's (and the
+    providers must read the stable track)."""
+    return strategy in champion.STRATEGIES and champion.ChampionSettings.from_analysis(analysis).enabled
 
 
 def unreachable(tracks: Iterable[str], message: str) -> list[CheckResult]:

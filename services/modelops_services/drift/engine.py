@@ -176,21 +176,22 @@ class DriftEngine:
     def count(self, columns: Mapping[str, Any], n_rows: int) -> np.ndarray:
         return self.binner.count(dict(columns), n_rows)
 
-    def observe(self, columns: Mapping[str, Any], n_rows: int) -> None:
+    def observe(self, columns: Mapping[str, Any], n_rows: int) -> np.ndarray:
         """Add a batch of n_rows given as columns (name -> values); prediction
-        columns use the profile's prediction names."""
+        columns use the profile's prediction names. Returns the batch's flat counts."""
         if n_rows <= 0:
-            return
+            return np.zeros(self.binner.total_bins, dtype=np.int64)
         counts = self.count(columns, n_rows)
         self.window.add(counts, n_rows)
         self.evidence.add(counts, n_rows)
+        return counts
 
     def rotate(self) -> None:
         self.window.rotate()
 
-    def next_block(self) -> None:
+    def next_block(self, now: float | None = None) -> None:
         """Start the next block of the sequential evidence (every block_seconds)."""
-        self.evidence.rotate()
+        self.evidence.rotate(now)
 
     def evaluate(self, counts: np.ndarray | None = None, n_rows: int | None = None) -> DriftReport:
         """Score the current window (with the sequential evidence), or the given flat

@@ -199,6 +199,8 @@ class SequentialEvidence:
         k = self.config.start_points
         self.slots = np.zeros((k, self.total_bins), dtype=np.int64)
         self.rows = np.zeros(k, dtype=np.int64)
+        self.started = np.full(k, np.nan)  # when each block began (any clock), for counts_since
+        self.started[0] = 0.0
         self.head = 0
         self.filled = 1
         self._report: EvidenceReport | None = None
@@ -208,14 +210,21 @@ class SequentialEvidence:
         self.rows[self.head] += int(n_rows)
         self._report = None
 
-    def rotate(self) -> None:
-        """Start a new block; the oldest beyond the horizon is dropped."""
+    def rotate(self, now: float | None = None) -> None:
+        """Start a new block (at time `now`); the oldest beyond the horizon is dropped."""
         k = self.config.start_points
         self.head = (self.head + 1) % k
         self.slots[self.head] = 0
         self.rows[self.head] = 0
+        self.started[self.head] = np.nan if now is None else now
         self.filled = min(self.filled + 1, k)
         self._report = None
+
+    def counts_since(self, since: float) -> tuple[np.ndarray, int]:
+        """Flat bin counts and rows of the blocks that began at or after `since` (the
+        same clock as rotate's `now`): a period two tracks can be compared over."""
+        keep = self.started >= since  # NaN (never started, or no clock) is never kept
+        return self.slots[keep].sum(axis=0), int(self.rows[keep].sum())
 
     def clear(self) -> None:
         self.slots[:] = 0

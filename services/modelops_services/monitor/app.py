@@ -71,7 +71,20 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def drift(request: web.Request) -> web.Response:
-    return web.json_response(_finite(request.app[STATE].snapshot()))
+    """The monitor's numbers; with ?since=UNIX_SECONDS also the prediction bin counts of
+    the blocks begun since then (the operator compares the tracks over one period)."""
+    state = request.app[STATE]
+    doc = state.snapshot()
+    since = request.query.get("since")
+    if since is not None:
+        try:
+            t = float(since)
+            if not math.isfinite(t):
+                raise ValueError
+        except ValueError:
+            return web.json_response({"error": "since: not a number of seconds since the epoch"}, status=400)
+        doc["predictions_since"] = state.predictions_since(t)
+    return web.json_response(_finite(doc))
 
 
 async def healthz(request: web.Request) -> web.Response:

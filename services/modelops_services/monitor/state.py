@@ -36,8 +36,12 @@ class MonitorState:
         self.config = config
         self.profile = profile
         self.engine = DriftEngine(profile, config.drift, n_sub=config.n_sub)
+        self.engine.evidence.started[self.engine.evidence.head] = time.time()
         self.feature_names = [s.name for s in profile.features]
         self.pred_names = [s.name for s in profile.prediction]
+        # Cumulative prediction bin counts, exported as counters: Prometheus' increase()
+        # over the candidate's age gives both tracks' predictions over the same period.
+        self.prediction_counts = {s.name: np.zeros(s.n_bins, dtype=np.int64) for s in profile.prediction}
         info = profile.info or {}
         self.task = info.get("task", "classification")
         self.quality = QualityWindow(
@@ -86,8 +90,13 @@ class MonitorState:
             n_rows += len(rows)
         if n_rows:
             try:
-                self.engine.observe(columns, n_rows)
+                counts = self.engine.observe(columns, n_rows)
                 self.observed_rows += n_rows
+                offset = 0
+                for spec in self.engine.specs:
+                    if spec.name in self.prediction_counts:
+                        self.prediction_counts[spec.name] += counts[offset:offset + spec.n_bins]
+                    offset += spec.n_bins
             except (ValueError, TypeError):  # defensive: a column that will not bin
                 self.malformed += 1
         self.malformed += bad
@@ -172,8 +181,24 @@ class MonitorState:
         self._report = None
 
     def next_block(self) -> None:
-        self.engine.next_block()
+        self.engine.next_block(time.time())
         self._report = None
+
+    def predictions_since(self, since: float) -> dict[str, Any]:
+        """Bin counts of the predictions in the blocks begun at or after `since` (unix
+        seconds): what the candidate's and the stable's predictions are compared on
+        over the same period."""
+        counts, rows = self.engine.evidence.counts_since(since)
+        out, offset = {}, 0
+        for spec in self.engine.specs:
+            if spec.name in self.pred_names:
+                out[spec.name] = [int(c) for c in counts[offset:offset + spec.n_bins]]
+            offset += spec.n_bins
+        return {"since": since, "rows": rows, "features": out}
+
+    def prediction_totals(self) -> dict[str, np.ndarray]:
+        """Cumulative bin counts of each prediction since the monitor started."""
+        return {name: self.prediction_counts[name] for name in self.pred_names}
 
     def report(self) -> DriftReport:
         if self._report is None:

@@ -91,7 +91,7 @@ def test_normal_traffic_is_quiet_then_shifted_traffic_drifts(models_dir, start):
     d = httpx.get(monitor + "/drift").json()
     assert sorted(d["drift"]["drifted_features"]) == ["monthly_charges", "tenure_months"]
     # No label carries a raw value or category.
-    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "le"}
+    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "bin", "le"}
     assert all(k in allowed for (_, ls) in m for k, _ in ls)
     assert all(n.startswith("modelops_") for (n, _) in m)
 

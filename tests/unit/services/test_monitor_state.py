@@ -61,7 +61,7 @@ def test_feedback_matches_by_id(state):
 def test_metrics_use_only_bounded_labels(state):
     state.observe({"records": [record(i, x="not-a-number") for i in range(3)]})
     text = generate_latest(make_registry(state)).decode()
-    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "le"}
+    allowed = {"modeldeployment", "namespace", "track", "revision", "feature", "method", "status", "band", "bin", "le"}
     fams = list(text_string_to_metric_families(text))
     assert all(f.name.startswith("modelops_") for f in fams)
     for f in fams:
@@ -89,3 +89,44 @@ def test_any_input_is_absorbed(state, obs, fb):
     state.add_feedback(fb)
     state.snapshot()
     generate_latest(make_registry(state))
+
+
+def test_prediction_counts_since_a_time_and_in_total(state):
+    state.observe({"records": [record(i) for i in range(5)]})
+    state.next_block()
+    mark = state.engine.evidence.started[state.engine.evidence.head]
+    state.observe({"records": [record(i) for i in range(5, 8)]})
+    since = state.predictions_since(mark)
+    assert since["rows"] == 3 and set(since["features"]) == {"__prediction__", "__prediction_label__"}
+    assert sum(since["features"]["__prediction_label__"]) == 3
+    assert sum(state.predictions_since(0.0)["features"]["__prediction_label__"]) == 8
+    assert state.predictions_since(mark + 3600)["rows"] == 0
+    assert sum(state.prediction_totals()["__prediction__"]) == 8
+    fams = {f.name: f for f in text_string_to_metric_families(generate_latest(make_registry(state)).decode())}
+    samples = [s for s in fams["modelops_prediction_bin"].samples if s.name.endswith("_total")]
+    assert sum(s.value for s in samples if s.labels["feature"] == "__prediction_label__") == 8
+
+
+def test_drift_since_must_be_a_time():
+    import asyncio
+    import json
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from modelops_services.monitor.app import make_app
+
+    rng = np.random.default_rng(0)
+    prof = fit_profile({"x": rng.normal(size=500)}, prediction={"__prediction__": rng.uniform(size=500)})
+    app = make_app(MonitorConfig(profile_path="-"), prof)
+
+    async def run():
+        async with TestClient(TestServer(app)) as client:
+            bad = await client.get("/drift", params={"since": "yesterday"})
+            good = await client.get("/drift", params={"since": "0"})
+            plain = await client.get("/drift")
+            return bad.status, await bad.json(), good.status, json.loads(await good.text()), await plain.json()
+
+    bad_status, bad_body, good_status, good, plain = asyncio.run(run())
+    assert bad_status == 400 and "since" in bad_body["error"]
+    assert good_status == 200 and good["predictions_since"]["rows"] == 0
+    assert "predictions_since" not in plain and plain["drift"]["sequential"]["start_points"] == 240

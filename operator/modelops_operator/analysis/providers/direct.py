@@ -12,6 +12,7 @@ No pods, a pod whose monitor does not answer, or too few samples is Inconclusive
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable
 
 import aiohttp
@@ -41,6 +42,7 @@ class DirectProvider:
         self.access = access
         self.timeout = timeout
         self.concurrency = concurrency
+        self.clock = time.time
 
     @property
     def api(self):
@@ -63,18 +65,21 @@ class DirectProvider:
                 and not (p.get("metadata") or {}).get("deletionTimestamp")
                 and (self.access == "proxy" or (p.get("status") or {}).get("podIP"))]
 
-    async def read(self, pod: dict, port: int, session: aiohttp.ClientSession, limit: asyncio.Semaphore) -> dict:
-        """One pod's /drift document."""
+    async def read(self, pod: dict, port: int, session: aiohttp.ClientSession, limit: asyncio.Semaphore,
+                   since: float | None = None) -> dict:
+        """One pod's /drift document; with `since` (unix seconds) also its prediction
+        counts since then."""
         meta = pod["metadata"]
+        query = () if since is None else (("since", f"{since:.3f}"),)
         async with limit:
             try:
                 if self.access == "proxy":
                     api = self.api
                     path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}:{port}/proxy/drift"
-                    return await asyncio.wait_for(api._run(api._raw, "GET", path, None), self.timeout)
+                    return await asyncio.wait_for(api._run(api._raw, "GET", path, None, query=query), self.timeout)
                 ip = pod["status"]["podIP"]
                 host = f"[{ip}]" if ":" in ip else ip
-                async with session.get(f"http://{host}:{port}/drift") as resp:
+                async with session.get(f"http://{host}:{port}/drift", params=dict(query)) as resp:
                     if resp.status != 200:
                         raise MonitorError(f"HTTP {resp.status}")
                     return await resp.json(content_type=None)
@@ -91,7 +96,10 @@ class DirectProvider:
         pods = await self.pods(request.namespace, request.name, revision)
         if not pods:
             return None, CheckResult(f"monitor.{role}", Result.INCONCLUSIVE, message=f"no running pods with {where}")
-        answers = await asyncio.gather(*(self.read(p, port, session, limit) for p in pods), return_exceptions=True)
+        # Both tracks' predictions over the same period: since the stage began.
+        since = self.clock() - request.window_seconds
+        answers = await asyncio.gather(*(self.read(p, port, session, limit, since) for p in pods),
+                                       return_exceptions=True)
         numbers, failed = [], []
         for pod, answer in zip(pods, answers):
             if isinstance(answer, BaseException):
@@ -114,8 +122,9 @@ class DirectProvider:
         if not settings.drift_enabled and not settings.slo_enabled:
             return []
         port = int((request.monitor or {}).get("port") or DEFAULT_PORT)
-        relative = settings.slo_enabled and (settings.max_error_rate_increase is not None
-                                             or settings.max_latency_p99_ratio is not None)
+        relative = (settings.slo_enabled and (settings.max_error_rate_increase is not None
+                                              or settings.max_latency_p99_ratio is not None)
+                    or checks.compares_champion(an, request.strategy))
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         limit = asyncio.Semaphore(self.concurrency)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -128,7 +137,7 @@ class DirectProvider:
         stable = results[1][0] if len(results) > 1 else None
         if cand is None:
             return problems
-        return [*problems, *checks.evaluate(cand, stable, an)]
+        return [*problems, *checks.evaluate(cand, stable, an, request.strategy)]
 
 
 def _describe(err: Exception) -> str:

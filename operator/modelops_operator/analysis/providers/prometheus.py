@@ -140,12 +140,20 @@ class PrometheusProvider:
             "psi_lower": f'max by (revision, pod, feature) (modelops_feature_psi_lower{{{sel}}})',
             **{key: f"max by (revision, pod) ({metric}{{{sel}}})" for key, metric in GAUGES.items()},
         }
+        # Prediction counts since the stage began, for the comparison with the stable.
+        age = f"{max(1, math.ceil(request.window_seconds))}s"
+        queries["predictions"] = (f'sum by (revision, pod, feature, bin) '
+                                  f'(increase(modelops_prediction_bin_total{{{sel}}}[{age}]))')
         answers = await asyncio.gather(*(self.query_vector(q, address) for q in queries.values()))
         pods: dict[tuple[str, str], dict] = {}
         for key, series in zip(queries, answers):
             for labels, value in series:
                 pod = pods.setdefault((labels.get("revision", ""), labels.get("pod", "")), {"features": {}})
-                if key in FEATURE_KEYS:
+                if key == "predictions":
+                    if labels.get("bin", "").isdigit() and not math.isnan(value):
+                        pod.setdefault("predictions", {}).setdefault(labels.get("feature", ""), {})[
+                            int(labels["bin"])] = value
+                elif key in FEATURE_KEYS:
                     pod["features"].setdefault(labels.get("feature", ""), {})[key] = value
                 else:
                     pod[key] = value
@@ -167,7 +175,7 @@ class PrometheusProvider:
             return [CheckResult("monitor.candidate", Result.INCONCLUSIVE,
                                 message=f"Prometheus has no monitor series for namespace={request.namespace}, "
                                         f"modeldeployment={request.name}, revision={request.candidate_revision}")]
-        return checks.evaluate(cand, tracks.get(request.stable_revision or ""), an)
+        return checks.evaluate(cand, tracks.get(request.stable_revision or ""), an, request.strategy)
 
     # --- A/B tests ----------------------------------------------------------------
 
@@ -233,6 +241,8 @@ def _pod_numbers(raw: dict) -> checks.TrackNumbers:
                                           checks.evidence_pvalue(num(v.get("fail")), k), num(v.get("psi_lower")))
                 for name, v in raw["features"].items() if name}
     samples, requests, rows = num(raw.get("samples")), num(raw.get("requests")), num(raw.get("evidence_rows"))
+    predictions = {name: tuple(bins.get(i, 0.0) for i in range(max(bins) + 1))
+                   for name, bins in (raw.get("predictions") or {}).items() if name and bins}
     return checks.TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
@@ -240,4 +250,5 @@ def _pod_numbers(raw: dict) -> checks.TrackNumbers:
         latency_p99=num(raw.get("latency_p99")),
         features=features,
         evidence_rows=None if rows is None else int(rows),
+        predictions=predictions,
     )

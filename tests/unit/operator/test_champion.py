@@ -1,0 +1,108 @@
+"""The candidate's predictions against the production model's on the same period's
+traffic: the operator's pure-Python evidence equals the monitor's numpy one, a model
+that predicts differently fails, one that predicts alike passes, and the check waits
+for rows only to pass."""
+
+import math
+
+import numpy as np
+import pytest
+
+from modelops_operator.analysis import Result
+from modelops_operator.analysis.champion import CHECK, ChampionSettings, compare, prediction_check
+from modelops_operator.analysis.checks import Settings, TrackNumbers, evaluate, from_drift_json, merge_pods
+from modelops_services.drift.profile import CategoricalSpec
+from modelops_services.drift.sequential import Resolution
+
+from .test_analysis_checks import analysis
+
+
+def numpy_evidence(candidate, stable):
+    """The monitor's implementation at the profile's bins, with the stable as the reference."""
+    spec = CategoricalSpec("p", [str(i) for i in range(len(stable) - 3)], np.asarray(stable, dtype=np.int64))
+    res = Resolution([np.arange(spec.n_bins)], np.zeros(1, dtype=np.int64), spec.n_bins,
+                     np.asarray(stable, dtype=np.float64))
+    c = np.asarray(candidate, dtype=np.float64)[None, None, :]
+    n = c.sum(axis=-1)
+    return float(res.log_evidence(c, n)[0, 0]), float(res.psi_lower(c, n)[0, 0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_operator_and_the_monitor_compute_the_same_evidence(seed):
+    rng = np.random.default_rng(seed)
+    bins = int(rng.integers(4, 24))
+    p = rng.dirichlet(np.ones(bins))
+    stable = rng.multinomial(int(rng.integers(50, 5000)), p)
+    shifted = rng.dirichlet(np.ones(bins)) if seed % 2 else p
+    candidate = rng.multinomial(int(rng.integers(20, 2000)), shifted)
+    ours = compare(candidate.tolist(), stable.tolist())
+    log_e, lower = numpy_evidence(candidate, stable)
+    assert ours.log_evidence == pytest.approx(max(log_e, 0.0), rel=1e-9, abs=1e-9)
+    assert ours.psi_lower == pytest.approx(lower, rel=1e-9, abs=1e-12)
+
+
+def test_alike_predictions_give_no_evidence_and_different_ones_do():
+    rng = np.random.default_rng(1)
+    p = np.array([0.7, 0.2, 0.1, 0.0, 0.0])
+    alike = compare(rng.multinomial(2000, p).tolist(), rng.multinomial(3000, p).tolist())
+    assert alike.log_evidence < 3 and alike.psi_lower < 0.05
+    other = compare(rng.multinomial(600, [0.3, 0.3, 0.4, 0, 0]).tolist(), rng.multinomial(3000, p).tolist())
+    assert other.log_evidence > 20 and other.psi_lower > 0.25
+
+
+def tracks(cand_counts, stable_counts):
+    return (TrackNumbers(samples=1000, requests=1000, error_rate=0.0, latency_p99=0.01,
+                         predictions={"__prediction_label__": tuple(cand_counts)}),
+            TrackNumbers(samples=1000, requests=1000, error_rate=0.0, latency_p99=0.01,
+                         predictions={"__prediction_label__": tuple(stable_counts)}))
+
+
+def check(cand, stable, strategy="Canary", **champion):
+    a = analysis(drift={"enabled": False}, champion=champion)
+    return next((c for c in evaluate(cand, stable, a, strategy) if c.name == CHECK), None)
+
+
+def test_a_candidate_that_predicts_differently_fails_and_one_alike_passes():
+    differs = check(*tracks([150, 450, 0], [2100, 900, 0]))
+    assert differs.result is Result.FAIL and "predicts differently from the production model" in differs.message
+    assert differs.value >= 0.25 and differs.progress >= 1 and differs.threshold == "PSI to the stable < 0.25"
+    alike = check(*tracks([420, 180, 0], [2100, 900, 0]))
+    assert alike.result is Result.PASS and alike.progress < 1
+    relaxed = check(*tracks([150, 450, 0], [2100, 900, 0]), maxPredictionPsi=2.0)
+    assert relaxed.result is Result.PASS
+
+
+def test_it_waits_for_rows_only_to_pass():
+    few = check(*tracks([70, 30, 0], [2100, 900, 0]))
+    assert few.result is Result.INCONCLUSIVE and "minSampleSize 200" in few.message
+    early_difference = check(*tracks([10, 140, 0], [2100, 900, 0]))
+    assert early_difference.result is Result.FAIL and early_difference.samples == 150
+
+
+def test_only_strategies_whose_tracks_share_one_period_compare():
+    cand, stable = tracks([150, 450, 0], [2100, 900, 0])
+    assert check(cand, stable, "BlueGreen") is None and check(cand, stable, "ABTest") is None
+    assert check(cand, stable, "Shadow").result is Result.FAIL
+    assert check(cand, stable, enabled=False) is None
+    missing = check(cand, None)
+    assert missing.result is Result.INCONCLUSIVE and "same period" in missing.message
+
+
+def test_prediction_counts_come_from_both_providers_documents_and_add_up_over_pods():
+    doc = {"drift": {"window_rows": 10, "features": []},
+           "predictions_since": {"since": 1.0, "rows": 10, "features": {"__prediction_label__": [6, 4, 0]}}}
+    one = from_drift_json(doc)
+    assert one.predictions == {"__prediction_label__": (6.0, 4.0, 0.0)}
+    merged = merge_pods([one, from_drift_json(doc)])
+    assert merged.predictions == {"__prediction_label__": (12.0, 8.0, 0.0)}
+
+
+def test_a_bad_band_names_the_field():
+    from modelops_operator.analysis.checks import SettingsError
+
+    with pytest.raises(SettingsError, match=r"spec\.analysis\.champion\.maxPredictionPsi"):
+        ChampionSettings.from_analysis({"champion": {"maxPredictionPsi": -1}})
+    assert math.isclose(ChampionSettings.from_analysis({}).max_prediction_psi, 0.25)
+    assert Settings.from_analysis(analysis()).significance == 0.05
+    assert prediction_check({}, {}, Settings.from_analysis(analysis()), ChampionSettings(True, 0.25)).result \
+        is Result.INCONCLUSIVE
