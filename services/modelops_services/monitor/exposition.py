@@ -134,6 +134,16 @@ class MonitorCollector(Collector):
         for k, v in s.quality.metrics().items():
             q.add_metric([*base, k], float(v))
         yield q
+        # With the standard errors and the rows behind each value, the operator pools a
+        # track's pods and tests the candidate against the stable (quality_gate.py).
+        qse = gauge("modelops_model_quality_stderr", "Standard error of the online model quality over the window, by method", ("method",))
+        for k, v in s.quality.stderr().items():
+            qse.add_metric([*base, k], float(v))
+        yield qse
+        qn = gauge("modelops_model_quality_samples", "Labelled rows behind each quality method (precision: predicted positives; recall: actual positives; roc_auc: rows with a score)", ("method",))
+        for k, v in s.quality.samples().items():
+            qn.add_metric([*base, k], float(v))
+        yield qn
 
 
 def make_registry(state: MonitorState) -> CollectorRegistry:

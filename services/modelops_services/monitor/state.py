@@ -233,7 +233,8 @@ class MonitorState:
             },
             "drift": d,
             "health": self.window_health(),
-            "quality": {"task": self.quality.task, **self.quality.metrics()},
+            "quality": {"task": self.quality.task, **self.quality.metrics(),
+                        "stderr": self.quality.stderr(), "samples": self.quality.samples()},
             "counters": {
                 "requests": dict(self.requests_total),
                 "observed_rows": self.observed_rows,

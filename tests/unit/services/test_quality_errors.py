@@ -166,3 +166,33 @@ def test_regression_errors_slide_with_the_window():
     for k, v in fresh.stderr().items():
         assert q.stderr()[k] == pytest.approx(v, rel=1e-6)
     assert q.metrics()["r2"] == pytest.approx(skm.r2_score(y, yhat), rel=1e-6)
+
+
+def test_the_monitor_exports_values_errors_and_rows():
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from modelops_services.drift import fit_profile
+    from modelops_services.monitor.config import MonitorConfig
+    from modelops_services.monitor.exposition import make_registry
+    from modelops_services.monitor.state import MonitorState
+
+    rng = np.random.default_rng(9)
+    prof = fit_profile({"x": rng.normal(size=500)}, prediction={"__prediction__": rng.uniform(size=500)},
+                       info={"task": "classification", "positive_class": 1})
+    state = MonitorState(MonitorConfig(profile_path="-", labels={"modeldeployment": "m", "namespace": "ns",
+                                                                  "track": "canary", "revision": "r"}), prof)
+    scores = rng.uniform(size=300)
+    state.observe({"records": [{"id": f"q{i}", "status": 200, "latency_ms": 1.0, "features": [{"x": 0.0}],
+                                "predictions": [int(s > 0.5)], "scores": [float(s)], "ids": [f"q{i}-0"]}
+                               for i, s in enumerate(scores)]})
+    labels = (rng.uniform(size=300) < scores).astype(int)
+    assert state.add_feedback({"labels": [{"id": f"q{i}-0", "label": int(y)} for i, y in enumerate(labels)]})[0] == 300
+    doc = state.snapshot()["quality"]
+    assert doc["samples"]["accuracy"] == 300 and doc["stderr"] == state.quality.stderr()
+    fams = {f.name: f for f in text_string_to_metric_families(generate_latest(make_registry(state)).decode())}
+    stderr = {s.labels["method"]: s.value for s in fams["modelops_model_quality_stderr"].samples}
+    rows = {s.labels["method"]: s.value for s in fams["modelops_model_quality_samples"].samples}
+    assert set(stderr) == set(rows) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    assert stderr["roc_auc"] == pytest.approx(state.quality.stderr()["roc_auc"])
+    assert rows["recall"] == labels.sum()
