@@ -33,7 +33,7 @@ class CheckResult:
         if self.samples is not None:
             out["samples"] = int(self.samples)
         if self.progress is not None:
-            out["progress"] = f"{min(self.progress, 9.99):.0%}"
+            out["progress"] = f"{min(self.progress, 1.0):.0%}"
         return out
 
 
