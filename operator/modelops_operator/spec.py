@@ -254,6 +254,8 @@ def parse(raw_spec: dict) -> Spec:
     slo_latency = analysis.slo.get("maxLatencyP99")
     if slo_latency is not None:
         _duration(slo_latency, "spec.analysis.slo.maxLatencyP99")
+    if an.get("quality") is not None:
+        _quality(an, kind)
 
     return Spec(
         raw=spec,
@@ -275,6 +277,22 @@ def parse(raw_spec: dict) -> Spec:
         ab_deadline=ab_deadline,
         source=source,
     )
+
+
+def _quality(analysis: dict, strategy: str) -> None:
+    """spec.analysis.quality: values the quality gate can use, under a strategy whose
+    candidate answers clients (labels come back only for predictions clients saw)."""
+    from .analysis.checks import SettingsError
+    from .analysis.quality_gate import STRATEGIES, QualitySettings
+
+    try:
+        QualitySettings.from_analysis(analysis)
+    except SettingsError as err:
+        path, _, problem = str(err).partition(": ")
+        raise SpecError(path, problem) from None
+    if strategy not in STRATEGIES:
+        raise SpecError("spec.analysis.quality", f"needs spec.strategy.type {' or '.join(STRATEGIES)}: under "
+                        f"{strategy} the candidate's predictions do not reach clients, so no labels come back to it")
 
 
 def _source(model: dict) -> ModelSource | None:

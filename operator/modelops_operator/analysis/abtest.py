@@ -77,18 +77,35 @@ class Decision:
                    metrics["exposureMetric"])
 
 
-def z_test(conv_control: float, n_control: float, conv_candidate: float, n_candidate: float) -> tuple[float, float]:
-    """(z, two-sided p-value) of the pooled two-proportion z-test; z > 0 when the
-    candidate converts better. Equal rates of 0 or 1 give (0, 1)."""
+def z_test(conv_control: float, n_control: float, conv_candidate: float, n_candidate: float,
+           difference: float = 0.0, pooled: bool = True) -> tuple[float, float]:
+    """(z, two-sided p-value) of the two-proportion z-test of H0: p_candidate - p_control
+    = difference; z > 0 when the candidate does better than that. The variance comes
+    from the pooled proportion (statsmodels' proportions_ztest, which pools for any
+    difference), or with pooled=False from each group's own rate (the Wald test,
+    statsmodels' test_proportions_2indep(method="wald")). Equal rates of 0 or 1 give (0, 1)."""
+    se = difference_stderr(conv_control, n_control, conv_candidate, n_candidate, pooled)
+    pc, pt = conv_control / n_control, conv_candidate / n_candidate
+    if se <= 0:
+        if pt - pc == difference:
+            return 0.0, 1.0
+        return math.copysign(math.inf, pt - pc - difference), 0.0
+    z = (pt - pc - difference) / se
+    return z, 2 * (1 - _N.cdf(abs(z)))
+
+
+def difference_stderr(conv_control: float, n_control: float, conv_candidate: float, n_candidate: float,
+                      pooled: bool = True) -> float:
+    """The standard error of p_candidate - p_control that z_test divides by."""
     if n_control <= 0 or n_candidate <= 0:
         raise ValueError("both groups need exposures")
-    pc, pt = conv_control / n_control, conv_candidate / n_candidate
-    pooled = (conv_control + conv_candidate) / (n_control + n_candidate)
-    var = pooled * (1 - pooled) * (1 / n_control + 1 / n_candidate)
-    if var <= 0:
-        return 0.0, 1.0
-    z = (pt - pc) / math.sqrt(var)
-    return z, 2 * (1 - _N.cdf(abs(z)))
+    if pooled:
+        rate = (conv_control + conv_candidate) / (n_control + n_candidate)
+        var = rate * (1 - rate) * (1 / n_control + 1 / n_candidate)
+    else:
+        pc, pt = conv_control / n_control, conv_candidate / n_candidate
+        var = pc * (1 - pc) / n_control + pt * (1 - pt) / n_candidate
+    return math.sqrt(max(var, 0.0))
 
 
 def required_sample_size(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:

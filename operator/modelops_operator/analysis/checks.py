@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from ..durations import format_duration, parse_duration
-from . import champion
+from . import champion, quality_gate
 from .base import CheckResult, Result
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
@@ -78,6 +78,8 @@ class TrackNumbers:
     evidence_rows: int | None = None  # rows over the sequential evidence's horizon
     # Prediction bin counts since the stage began, per prediction spec (champion.py).
     predictions: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    labelled: int | None = None  # rows whose true label came back, over the window
+    quality: Mapping[str, quality_gate.QualityScore] = field(default_factory=dict)  # per method (quality_gate.py)
 
     def __post_init__(self):
         object.__setattr__(self, "error_rate", _finite(self.error_rate))
@@ -117,6 +119,8 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
     samples = _finite(drift.get("window_rows"))
     requests = _finite(health.get("requests"))
     rows = _finite(sequential.get("rows"))
+    labelled = _finite((doc.get("window") or {}).get("labelled_rows")) if isinstance(doc.get("window"), Mapping) \
+        else None
     since = doc.get("predictions_since") if isinstance(doc.get("predictions_since"), Mapping) else {}
     predictions = {name: tuple(_finite(c) or 0.0 for c in counts)
                    for name, counts in (since.get("features") or {}).items() if isinstance(counts, list)}
@@ -128,6 +132,8 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
         features=features,
         evidence_rows=None if rows is None else int(rows),
         predictions=predictions,
+        labelled=None if labelled is None else int(labelled),
+        quality=quality_gate.from_drift_json(doc.get("quality")),
     )
 
 
@@ -186,6 +192,8 @@ def merge_pods(pods: Sequence[TrackNumbers]) -> TrackNumbers:
         pods=len(pods),
         evidence_rows=sum(rows) if rows else None,
         predictions=add_counts([p.predictions for p in pods]),
+        labelled=sum(labelled) if (labelled := [p.labelled for p in pods if p.labelled is not None]) else None,
+        quality=quality_gate.merge([p.quality for p in pods]),
     )
 
 
@@ -235,6 +243,7 @@ class Settings:
     max_latency_p99: float | None  # seconds
     max_error_rate_increase: float | None
     max_latency_p99_ratio: float | None
+    quality: quality_gate.QualitySettings | None = None  # spec.analysis.quality; None: off
 
     @classmethod
     def from_analysis(cls, analysis: Mapping) -> "Settings":
@@ -287,6 +296,7 @@ class Settings:
                                            optional=True),
             max_latency_p99_ratio=number(slo.get("maxLatencyP99Ratio"), "slo.maxLatencyP99Ratio", 1, 100,
                                          optional=True),
+            quality=quality_gate.QualitySettings.from_analysis(analysis),
         )
 
 
@@ -527,7 +537,8 @@ def evaluate(cand: TrackNumbers, stable: TrackNumbers | None, analysis: Mapping,
     """Every drift and service-level check of spec.analysis (defaulted) on the
     candidate's numbers, the relative ones against the stable's; for a strategy whose
     tracks share the traffic of one period, the candidate's predictions against the
-    stable's."""
+    stable's; with spec.analysis.quality, the candidate's online quality from delayed
+    labels against the stable's (quality_gate.py)."""
     s = Settings.from_analysis(analysis)
     out = [*drift_checks(cand, s), *slo_checks(cand, stable, s)]
     if compares_champion(analysis, strategy):
@@ -535,6 +546,8 @@ def evaluate(cand: TrackNumbers, stable: TrackNumbers | None, analysis: Mapping,
                                           champion.ChampionSettings.from_analysis(analysis))
         if check is not None:
             out.append(check)
+    if s.quality is not None:
+        out.append(quality_gate.quality_check(cand, stable, s.quality, strategy))
     return out
 
 

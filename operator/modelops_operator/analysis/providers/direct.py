@@ -119,12 +119,13 @@ class DirectProvider:
     async def measure(self, request: AnalysisRequest) -> list[CheckResult]:
         an = request.analysis
         settings = checks.Settings.from_analysis(an)
-        if not settings.drift_enabled and not settings.slo_enabled:
+        if not settings.drift_enabled and not settings.slo_enabled and settings.quality is None:
             return []
         port = int((request.monitor or {}).get("port") or DEFAULT_PORT)
         relative = (settings.slo_enabled and (settings.max_error_rate_increase is not None
                                               or settings.max_latency_p99_ratio is not None)
-                    or checks.compares_champion(an, request.strategy))
+                    or checks.compares_champion(an, request.strategy)
+                    or settings.quality is not None)  # the quality gate compares with the stable
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         limit = asyncio.Semaphore(self.concurrency)
         async with aiohttp.ClientSession(timeout=timeout) as session:

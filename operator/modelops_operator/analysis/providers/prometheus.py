@@ -22,7 +22,7 @@ import re
 
 import aiohttp
 
-from .. import abtest, checks
+from .. import abtest, checks, quality_gate
 from ..base import AnalysisRequest, CheckResult, Result
 
 TEMPLATE_KEYS = ("modeldeployment", "namespace", "track", "revision", "stable_revision", "candidate_revision")
@@ -144,6 +144,12 @@ class PrometheusProvider:
         age = f"{max(1, math.ceil(request.window_seconds))}s"
         queries["predictions"] = (f'sum by (revision, pod, feature, bin) '
                                   f'(increase(modelops_prediction_bin_total{{{sel}}}[{age}]))')
+        if request.analysis.get("quality"):
+            # Online quality from delayed labels: value, standard error and rows per method
+            # and pod, pooled by checks.merge_pods (quality_gate.merge).
+            queries.update({key: f"max by (revision, pod, method) ({metric}{{{sel}}})"
+                            for key, metric in QUALITY.items()})
+            queries["labelled"] = f"max by (revision, pod) (modelops_window_labelled_samples{{{sel}}})"
         answers = await asyncio.gather(*(self.query_vector(q, address) for q in queries.values()))
         pods: dict[tuple[str, str], dict] = {}
         for key, series in zip(queries, answers):
@@ -153,6 +159,9 @@ class PrometheusProvider:
                     if labels.get("bin", "").isdigit() and not math.isnan(value):
                         pod.setdefault("predictions", {}).setdefault(labels.get("feature", ""), {})[
                             int(labels["bin"])] = value
+                elif key in QUALITY:
+                    scores = pod.setdefault("quality", {}).setdefault(labels.get("method", ""), {})
+                    scores[key.removeprefix("quality_")] = value
                 elif key in FEATURE_KEYS:
                     pod["features"].setdefault(labels.get("feature", ""), {})[key] = value
                 else:
@@ -164,7 +173,8 @@ class PrometheusProvider:
 
     async def monitor_checks(self, request: AnalysisRequest, address: str | None = None) -> list[CheckResult]:
         an = request.analysis
-        if not (an.get("drift") or {}).get("enabled", True) and not (an.get("slo") or {}).get("enabled", True):
+        if not (an.get("drift") or {}).get("enabled", True) and not (an.get("slo") or {}).get("enabled", True) \
+                and not an.get("quality"):
             return []
         try:
             tracks = await self.tracks(request, address)
@@ -212,6 +222,11 @@ class PrometheusProvider:
 
 
 FEATURE_KEYS = ("psi", "pvalue", "warn", "fail", "psi_lower")
+QUALITY = {  # query key -> metric; the key's suffix is the QualityScore field
+    "quality_value": "modelops_model_quality",
+    "quality_stderr": "modelops_model_quality_stderr",
+    "quality_samples": "modelops_model_quality_samples",
+}
 GAUGES = {
     "samples": "modelops_window_samples",
     "evidence_rows": "modelops_drift_evidence_rows",
@@ -243,6 +258,9 @@ def _pod_numbers(raw: dict) -> checks.TrackNumbers:
     samples, requests, rows = num(raw.get("samples")), num(raw.get("requests")), num(raw.get("evidence_rows"))
     predictions = {name: tuple(bins.get(i, 0.0) for i in range(max(bins) + 1))
                    for name, bins in (raw.get("predictions") or {}).items() if name and bins}
+    quality = {method: quality_gate.QualityScore(v.get("value"), v.get("stderr"), v.get("samples"))
+               for method, v in (raw.get("quality") or {}).items() if method in quality_gate.METRICS}
+    labelled = num(raw.get("labelled"))
     return checks.TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
@@ -251,4 +269,6 @@ def _pod_numbers(raw: dict) -> checks.TrackNumbers:
         features=features,
         evidence_rows=None if rows is None else int(rows),
         predictions=predictions,
+        labelled=None if labelled is None else int(labelled),
+        quality=quality,
     )
