@@ -9,6 +9,13 @@ v2 is a bad release a rollout should catch: its training data recorded
 monthly_charges in cents, so on live traffic (in dollars) both that feature and
 the predictions drift against its reference profile, and its quality drops.
 The data are generated in code from fixed seeds, so reruns give the same models.
+
+    python examples/train_churn.py --shuffle-labels 1.0 --flavour sklearn
+
+trains on labels shuffled among that share of the training rows instead (written as
+churn-<flavour>-<version>-shuffled<percent>): a release whose inputs and predictions
+match its own profile, so nothing drifts, but whose predictions are worse; only its
+online quality, from the labels that come back later, can tell.
 """
 
 from __future__ import annotations
@@ -65,7 +72,19 @@ def sklearn_model(params: dict) -> object:
     return Pipeline([("features", pre), ("model", LogisticRegression(**params))])
 
 
-def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, training_date: str) -> Path:
+def shuffle_labels(df: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """A copy of df whose labels are shuffled among `share` of its rows."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the share of shuffled labels must be in [0, 1], not {share}")
+    rng = np.random.default_rng(seed + 1_000)
+    out = df.copy()
+    rows = np.flatnonzero(rng.uniform(size=len(df)) < share)
+    out.loc[out.index[rows], LABEL] = out[LABEL].to_numpy()[rng.permutation(rows)]
+    return out
+
+
+def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, training_date: str,
+              shuffled: float = 0.0) -> Path:
     from sklearn.metrics import accuracy_score, roc_auc_score
 
     df = customers(rows, seed)
@@ -75,8 +94,10 @@ def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, train
     if version == "v2":
         holdout["monthly_charges"] = holdout["monthly_charges"] * 100.0
     schema = FeatureSchema.from_list(SCHEMA)
+    if shuffled:
+        df = shuffle_labels(df, shuffled, seed)
     x, y = schema.frame(df), df[LABEL].to_numpy()
-    target = out / f"churn-{flavour}-{version}"
+    target = out / (f"churn-{flavour}-{version}" + (f"-shuffled{round(shuffled * 100)}" if shuffled else ""))
     target.mkdir(parents=True, exist_ok=True)
     if flavour == "sklearn":
         import joblib
@@ -125,9 +146,9 @@ def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, train
 
 
 def train_all(out: Path, rows: int = 20_000, seed: int = 7, flavours=("sklearn", "xgboost"),
-              versions=("v1", "v2"), training_date: str | None = None) -> list[Path]:
+              versions=("v1", "v2"), training_date: str | None = None, shuffled: float = 0.0) -> list[Path]:
     date = training_date or dt.date.today().isoformat()
-    return [train_one(f, v, Path(out), rows, seed, date) for f in flavours for v in versions]
+    return [train_one(f, v, Path(out), rows, seed, date, shuffled) for f in flavours for v in versions]
 
 
 def save_to_bentoml_store(path: Path) -> str:
@@ -157,9 +178,14 @@ def main() -> int:
                         "and {version}, e.g. s3://models/{model}/{version}/ or models:/{model}; credentials from "
                         "AWS_* / MLFLOW_TRACKING_* in the environment")
     p.add_argument("--alias", help="with models:/, point this alias at each new version")
+    p.add_argument("--shuffle-labels", type=float, default=0.0, metavar="SHARE",
+                   help="train on labels shuffled among this share of the rows (0 to 1): a worse model whose "
+                        "inputs do not drift (directories get a -shuffled<percent> suffix)")
     args = p.parse_args()
+    if not 0.0 <= args.shuffle_labels <= 1.0:
+        p.error("--shuffle-labels must be between 0 and 1")
     for path in train_all(Path(args.out), args.rows, args.seed, tuple(args.flavour or ("sklearn", "xgboost")),
-                          training_date=args.training_date):
+                          training_date=args.training_date, shuffled=args.shuffle_labels):
         meta = json.loads((path / METADATA).read_text())
         tag = f" bentoml tag {save_to_bentoml_store(path)}" if args.bentoml_store else ""
         if args.publish_to:
