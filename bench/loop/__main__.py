@@ -1,4 +1,4 @@
-"""python -m bench.loop [--quick]: the closed loop's benchmarks (rollback delay, false rollbacks)."""
+"""python -m bench.loop [--quick] [--seeds N]: the closed loop's benchmarks (rollback delay, false rollbacks)."""
 
 from __future__ import annotations
 
@@ -7,4 +7,4 @@ import sys
 from . import rollback_delay
 
 if __name__ == "__main__":
-    raise SystemExit(rollback_delay.main([a for a in sys.argv[1:] if a == "--quick"]))
+    raise SystemExit(rollback_delay.main(sys.argv[1:]))
