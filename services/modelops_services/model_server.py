@@ -33,6 +33,7 @@ from .batching import Batcher
 from .feedback_routing import Owner, monitor_url
 from .forwarding import MonitorForwarder
 from .model_dir import LoadedModel, load_model_dir, public_metadata, resolve_model_dir
+from .request_keys import valid_key
 from .schema import SchemaError
 from .sticky import RevisionMiddleware
 
@@ -125,7 +126,10 @@ class ModelService:
             self._forward(request_id, t0, 500)
             raise
         ids = [f"{request_id}-{i}" for i in range(len(preds))]
-        self._forward(request_id, t0, 200, rows, preds, scores, ids)
+        # A mirrored copy of a request carries the same x-request-id as the original:
+        # the monitors keep answers under it, so a shadow can be matched with the stable.
+        key = ctx.request.headers.get("x-request-id")
+        self._forward(request_id, t0, 200, rows, preds, scores, ids, key if valid_key(key) else None)
         out: dict[str, Any] = {"request_id": request_id, "ids": ids, "predictions": preds}
         if scores is not None:
             out["scores"] = scores
@@ -171,7 +175,7 @@ class ModelService:
         return dict(_METADATA)
 
     def _forward(self, request_id: str, t0: float, status: int, rows: Any = None,
-                 preds: Any = None, scores: Any = None, ids: Any = None) -> None:
+                 preds: Any = None, scores: Any = None, ids: Any = None, key: str | None = None) -> None:
         """Hand the request to the monitor without holding up its answer.
 
         Only the latency is taken here; the record is built and queued by a
@@ -182,16 +186,19 @@ class ModelService:
         if self.forwarder is None:
             return
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        asyncio.get_running_loop().call_soon(self._submit, request_id, status, latency_ms, rows, preds, scores, ids)
+        asyncio.get_running_loop().call_soon(self._submit, request_id, status, latency_ms, rows, preds, scores, ids,
+                                             key)
 
     def _submit(self, request_id: str, status: int, latency_ms: float, rows: Any,
-                preds: Any, scores: Any, ids: Any) -> None:
+                preds: Any, scores: Any, ids: Any, key: str | None = None) -> None:
         assert self.forwarder is not None
         rec: dict[str, Any] = {"id": request_id, "status": status, "latency_ms": latency_ms}
         if status == 200:
             rec.update(features=rows, predictions=preds, ids=ids)
             if scores is not None:
                 rec["scores"] = scores
+            if key is not None:
+                rec["key"] = key
         self.forwarder.submit(rec)
 
 

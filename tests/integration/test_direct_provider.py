@@ -62,8 +62,8 @@ def fleet(cluster, namespace, tmp_path):
             m.stop()
 
 
-def analyse(api, namespace, port, access="direct", candidate="bbbb", stable="aaaa", **analysis):
-    request = AnalysisRequest(namespace, "churn", "Canary", stable, candidate, 0, 60.0,
+def analyse(api, namespace, port, access="direct", candidate="bbbb", stable="aaaa", strategy="Canary", **analysis):
+    request = AnalysisRequest(namespace, "churn", strategy, stable, candidate, 0, 60.0,
                               {"provider": {"type": "Direct"}, **analysis}, monitor={"port": port})
     analyzer = ProviderAnalyzer({"Direct": DirectProvider(api, access=access, timeout=5)})
     return asyncio.run(analyzer.analyse(request))
@@ -135,3 +135,33 @@ def test_pod_proxy_reports_what_the_api_server_says(api, fleet):
 def test_bad_access_mode_is_refused():
     with pytest.raises(ValueError, match="direct, proxy"):
         DirectProvider(access="sidecar")
+
+
+def test_a_shadow_is_matched_with_the_stable_by_request_key(api, fleet):
+    """The stable answered every request; the shadow's two pods answered mirrored copies
+    (same key), differing on a third of them. Unkeyed answers, and keys only one side
+    saw, are not compared."""
+    namespace, port, monitors, _ = fleet
+    stable = records(400, seed=40)
+    for i, rec in enumerate(stable):
+        rec["key"] = f"req-{i}"
+    monitors["churn-aaaa-0"].post(stable)
+    for pod, part in (("churn-bbbb-0", range(0, 300, 2)), ("churn-bbbb-1", range(1, 300, 2))):
+        mirrored = []
+        for i in part:
+            rec = dict(stable[i], id=f"shadow-{i}")
+            if i % 3 == 0:
+                rec["predictions"] = [1 - rec["predictions"][0]]
+            mirrored.append(rec)
+        mirrored.append(dict(records(1, seed=41)[0], key="only-the-shadow-saw-this"))
+        monitors[pod].post(mirrored)
+    verdict = analyse(api, namespace, port, strategy="Shadow", drift={"enabled": False}, slo={"enabled": False},
+                      champion={"maxDisagreement": 0.2}, minSampleSize=100)
+    check = by_name(verdict)["champion.agreement"]
+    assert check.result is Result.FAIL and check.samples == 300, check
+    assert check.value == 100 / 300 and "100 of 300 matched answers differ" in check.message
+    relaxed = analyse(api, namespace, port, strategy="Shadow", drift={"enabled": False}, slo={"enabled": False},
+                      champion={"maxDisagreement": 0.5}, minSampleSize=100)
+    assert by_name(relaxed)["champion.agreement"].result is Result.PASS
+    canary = analyse(api, namespace, port, drift={"enabled": False}, slo={"enabled": False})
+    assert "champion.agreement" not in by_name(canary)  # a canary's tracks answer different requests

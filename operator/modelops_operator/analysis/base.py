@@ -70,6 +70,11 @@ class AnalysisRequest:
     # A read between gates: only a sequential drift alarm acts on it.
     watch: bool = False
 
+    @property
+    def compared_strategy(self) -> str | None:
+        """The strategy, for comparing the candidate with the stable; None without one."""
+        return self.strategy if self.stable_revision else None
+
 
 class MetricProvider(Protocol):
     """One source of measurements (Prometheus, the monitor sidecars, ...)."""

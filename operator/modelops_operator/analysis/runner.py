@@ -13,8 +13,10 @@ import dataclasses
 import logging
 
 from ..spec import apply_defaults, spec_schema
+from . import champion
 from .abtest import DECIDED, NO_DIFFERENCE, Outcome
 from .base import AnalysisRequest, CheckResult, MetricProvider, Result, Verdict
+from .checks import Settings
 from .judge import judge
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class ProviderAnalyzer:
         except Exception as err:  # noqa: BLE001 - any failure to measure is no data
             log.warning("%s provider failed for %s/%s: %s", kind, request.namespace, request.name, err)
             checks = [CheckResult(f"{kind.lower()}", Result.INCONCLUSIVE, message=f"{type(err).__name__}: {err}")]
+        if request.strategy == "Shadow" and not request.watch:
+            checks.extend(await self._agreement(request))
         outcome = None
         if request.strategy == "ABTest" and not request.watch:
             outcome, check = await self._experiment(provider, kind, request)
@@ -71,6 +75,24 @@ class ProviderAnalyzer:
             winner = None  # the failure rolls back on its own
         message = outcome.message if winner else verdict.message
         return dataclasses.replace(verdict, winner=winner, message=message, experiment=outcome.to_status())
+
+    async def _agreement(self, request: AnalysisRequest) -> list[CheckResult]:
+        """A shadow's answers against the stable's, matched by request at the monitors
+        (whatever provider reads the metrics)."""
+        settings = champion.ChampionSettings.from_analysis(request.analysis)
+        reader = getattr(self.providers.get("Direct"), "answers", None)
+        if not settings.enabled:
+            return []
+        if reader is None:
+            return [CheckResult(champion.AGREEMENT, Result.INCONCLUSIVE,
+                                message="no monitor reader is configured to match the shadow's answers")]
+        try:
+            answers = await reader(request)
+        except Exception as err:  # noqa: BLE001 - no answers is no data
+            log.warning("could not match the answers of %s/%s: %s", request.namespace, request.name, err)
+            return [CheckResult(champion.AGREEMENT, Result.INCONCLUSIVE, message=f"{type(err).__name__}: {err}")]
+        check = champion.agreement_check(answers, Settings.from_analysis(request.analysis), settings)
+        return [check] if check else []
 
     async def _experiment(self, provider, kind: str, request: AnalysisRequest) -> tuple[Outcome | None, CheckResult]:
         count = getattr(provider, "experiment", None)

@@ -1,4 +1,5 @@
-"""The monitor's HTTP face (aiohttp): /observe, /feedback, /metrics, /drift, /healthz.
+"""The monitor's HTTP face (aiohttp): /observe, /feedback, /metrics, /drift, /healthz,
+and /predictions (answers by request key, for comparing a shadow with the stable).
 
 Background tasks rotate the sub-windows every window/n_sub seconds and start a new
 block of the sequential evidence every block_seconds. Handlers
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..drift import Profile
 from .config import MonitorConfig
+from .recent import MAX_KEYS
 from .exposition import make_registry
 from .state import MonitorState
 
@@ -87,6 +89,29 @@ async def drift(request: web.Request) -> web.Response:
     return web.json_response(_finite(doc))
 
 
+async def predictions(request: web.Request) -> web.Response:
+    """GET ?since=UNIX_SECONDS: the latest answers by request key since then."""
+    try:
+        since = float(request.query.get("since", "nan"))
+        if not math.isfinite(since):
+            raise ValueError
+    except ValueError:
+        return web.json_response({"error": "since: not a number of seconds since the epoch"}, status=400)
+    answers = request.app[STATE].recent.since(since)
+    return web.json_response({"task": request.app[STATE].task, "predictions": _finite(answers)})
+
+
+async def lookup(request: web.Request) -> web.Response:
+    """POST {"keys": [...]}: the answers this monitor has for those request keys."""
+    body, ok = await _json_body(request)
+    keys = body.get("keys") if ok and isinstance(body, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return web.json_response({"error": "keys: want a list of request keys"}, status=400)
+    if len(keys) > MAX_KEYS:
+        return web.json_response({"error": f"keys: at most {MAX_KEYS} per lookup"}, status=400)
+    return web.json_response({"predictions": _finite(request.app[STATE].recent.lookup(keys))})
+
+
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response({"status": "ok", "profile": state.profile.hash})
@@ -136,5 +161,7 @@ def make_app(config: MonitorConfig, profile: Profile | None = None) -> web.Appli
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/drift", drift)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/predictions", predictions)
+    app.router.add_post("/predictions/lookup", lookup)
     app.cleanup_ctx.append(_rotator)
     return app

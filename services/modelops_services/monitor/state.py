@@ -16,7 +16,9 @@ import numpy as np
 from ..drift import PREDICTION, PREDICTION_LABEL, DriftEngine, DriftReport, Profile
 from ..drift.window import SlidingCounts
 from ..quality import PendingPredictions, QualityWindow
+from ..request_keys import valid_key
 from .config import MonitorConfig
+from .recent import RecentPredictions
 
 # Cumulative latency histogram buckets (seconds), exported to Prometheus.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,6 +52,7 @@ class MonitorState:
             positive_class=info.get("positive_class", 1),
         )
         self.pending = PendingPredictions(config.pending_max)
+        self.recent = RecentPredictions()  # answers by request key, for a shadow's comparison
         # Windowed request health: counts per status class + latency bins.
         self.health = SlidingCounts(config.n_sub, len(STATUS_CLASSES) + len(_LAT_EDGES) + 1)
         self.requests_total = dict.fromkeys(STATUS_CLASSES, 0)
@@ -117,6 +120,8 @@ class MonitorState:
             return None
         if not all(isinstance(r, dict) for r in rows):
             return None
+        if "key" in rec and not valid_key(rec["key"]):
+            return None
         for key in ("scores", "ids"):
             v = rec.get(key)
             if v is not None and (not isinstance(v, list) or len(v) != len(rows)):
@@ -143,6 +148,8 @@ class MonitorState:
                 columns[name].extend(preds)
             elif name == PREDICTION:
                 columns[name].extend(scores if scores is not None else preds)
+        if "key" in rec:
+            self.recent.put(rec["key"], time.time(), preds)
         if ids is not None:
             for i, key in enumerate(ids):
                 if isinstance(key, str):

@@ -106,3 +106,58 @@ def test_a_bad_band_names_the_field():
     assert Settings.from_analysis(analysis()).significance == 0.05
     assert prediction_check({}, {}, Settings.from_analysis(analysis()), ChampionSettings(True, 0.25)).result \
         is Result.INCONCLUSIVE
+
+
+# --- a shadow's answers against the stable's, matched by request -------------------------
+
+from modelops_operator.analysis.champion import (AGREEMENT, Answers, agreement_check,  # noqa: E402
+                                                 disagreement_evidence, mean_lower_bound)
+
+
+def agreement(answers, **champion):
+    return agreement_check(answers, Settings.from_analysis(analysis()),
+                           ChampionSettings.from_analysis({"champion": champion}))
+
+
+def test_the_disagreement_test_keeps_its_level_however_often_it_is_read():
+    # At the boundary rate itself (the hardest null), read after every 20 answers.
+    rng = np.random.default_rng(3)
+    crossings = 0
+    for _ in range(400):
+        differ = np.cumsum(rng.uniform(size=2000) < 0.2)
+        reads = range(20, 2001, 20)
+        crossings += any(disagreement_evidence(int(differ[n - 1]), n, 0.2) >= math.log(1 / 0.05) for n in reads)
+    assert crossings <= 0.05 * 400  # upper bound; Ville's inequality
+
+
+def test_a_shadow_that_disagrees_on_a_third_fails_and_one_that_agrees_passes():
+    rng = np.random.default_rng(4)
+    stable = rng.integers(0, 2, size=600)
+    third = [(int(s) if rng.uniform() > 1 / 3 else 1 - int(s), int(s)) for s in stable]
+    bad = agreement(Answers("classification", third, keys=600))
+    assert bad.name == AGREEMENT and bad.result is Result.FAIL and bad.progress >= 1
+    assert "maxDisagreement" in bad.message and 0.28 < bad.value < 0.38
+    close = [(int(s) if rng.uniform() > 0.05 else 1 - int(s), int(s)) for s in stable]
+    good = agreement(Answers("classification", close, keys=600))
+    assert good.result is Result.PASS and good.value < 0.1 and good.progress < 1
+    assert agreement(Answers("classification", close[:150], keys=150)).result is Result.INCONCLUSIVE
+    assert agreement(Answers("classification", third, keys=600), maxDisagreement=0.5).result is Result.PASS
+
+
+def test_a_regressor_is_compared_relative_to_the_stable_spread():
+    rng = np.random.default_rng(5)
+    s = rng.normal(100, 10, size=800)
+    near = agreement(Answers("regression", list(zip((s + rng.normal(0, 0.5, size=800)).tolist(), s.tolist()))))
+    assert near.result is Result.PASS and near.value < 0.1
+    far = agreement(Answers("regression", list(zip((s + rng.normal(0, 8, size=800)).tolist(), s.tolist()))))
+    assert far.result is Result.FAIL and far.value > 0.5
+    mean, lower = mean_lower_bound([1.0] * 10 + [0.0] * 10, 0.05)
+    assert mean == 0.5 and lower < 0.5
+
+
+def test_no_matched_answers_is_inconclusive_and_says_why():
+    none = agreement(Answers("classification", [], keys=300))
+    assert none.result is Result.INCONCLUSIVE and "x-request-id" in none.message
+    broken = agreement(Answers(None, [], "2 monitors did not answer"))
+    assert broken.result is Result.INCONCLUSIVE and "did not answer" in broken.message
+    assert agreement(Answers("classification", [(1, 1)] * 300), enabled=False) is None

@@ -18,7 +18,7 @@ from typing import Callable
 import aiohttp
 
 from ...naming import LABEL_MD, LABEL_REVISION
-from .. import checks
+from .. import champion, checks
 from ..base import AnalysisRequest, CheckResult, Result
 
 DEFAULT_PORT = 9091
@@ -69,17 +69,23 @@ class DirectProvider:
                    since: float | None = None) -> dict:
         """One pod's /drift document; with `since` (unix seconds) also its prediction
         counts since then."""
-        meta = pod["metadata"]
         query = () if since is None else (("since", f"{since:.3f}"),)
+        return await self.call(pod, port, session, limit, "GET", "drift", query)
+
+    async def call(self, pod: dict, port: int, session: aiohttp.ClientSession, limit: asyncio.Semaphore,
+                   method: str, path: str, query: tuple = (), body: dict | None = None) -> dict:
+        """One request to a pod's monitor, at its IP or through the pod proxy."""
+        meta = pod["metadata"]
         async with limit:
             try:
                 if self.access == "proxy":
                     api = self.api
-                    path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}:{port}/proxy/drift"
-                    return await asyncio.wait_for(api._run(api._raw, "GET", path, None, query=query), self.timeout)
+                    url = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}:{port}/proxy/{path}"
+                    return await asyncio.wait_for(api._run(api._raw, method, url, body, query=query), self.timeout)
                 ip = pod["status"]["podIP"]
                 host = f"[{ip}]" if ":" in ip else ip
-                async with session.get(f"http://{host}:{port}/drift", params=dict(query)) as resp:
+                async with session.request(method, f"http://{host}:{port}/{path}", params=dict(query),
+                                           json=body) as resp:
                     if resp.status != 200:
                         raise MonitorError(f"HTTP {resp.status}")
                     return await resp.json(content_type=None)
@@ -87,6 +93,45 @@ class DirectProvider:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure means this monitor is not readable
                 raise MonitorError(_describe(err)) from None
+
+    async def answers(self, request: AnalysisRequest) -> champion.Answers:
+        """The candidate's and the stable's answers to the same requests since the stage
+        began, matched by request key: the shadow's keys are listed at its monitors and
+        looked up at the stable's."""
+        port = int((request.monitor or {}).get("port") or DEFAULT_PORT)
+        since = self.clock() - request.window_seconds
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        limit = asyncio.Semaphore(self.concurrency)
+        cand_pods, stable_pods = await asyncio.gather(
+            self.pods(request.namespace, request.name, request.candidate_revision),
+            self.pods(request.namespace, request.name, request.stable_revision or ""))
+        if not cand_pods or not stable_pods:
+            return champion.Answers(None, [], "no running pods of the " + ("candidate" if not cand_pods else "stable"))
+        problems: list[str] = []
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            listed = await asyncio.gather(*(self.call(p, port, session, limit, "GET", "predictions",
+                                                      (("since", f"{since:.3f}"),)) for p in cand_pods),
+                                          return_exceptions=True)
+            cand: dict[str, list] = {}
+            task = None
+            for pod, doc in zip(cand_pods, listed):
+                if isinstance(doc, BaseException) or not isinstance(doc, dict):
+                    problems.append(f"{pod['metadata']['name']}: {doc}")
+                    continue
+                task = doc.get("task") or task
+                cand.update({k: v for k, v in (doc.get("predictions") or {}).items() if isinstance(v, list)})
+            keys = list(cand)[-champion.MAX_KEYS:]
+            found = await asyncio.gather(*(self.call(p, port, session, limit, "POST", "predictions/lookup", (),
+                                                     {"keys": keys}) for p in stable_pods), return_exceptions=True)
+        stable: dict[str, list] = {}
+        for pod, doc in zip(stable_pods, found):
+            if isinstance(doc, BaseException) or not isinstance(doc, dict):
+                problems.append(f"{pod['metadata']['name']}: {doc}")
+                continue
+            stable.update({k: v for k, v in (doc.get("predictions") or {}).items() if isinstance(v, list)})
+        pairs = [pair for k in keys if k in stable and len(stable[k]) == len(cand[k]) for pair in zip(cand[k], stable[k])]
+        problem = f"{len(problems)} monitors did not answer ({'; '.join(problems[:3])})" if problems else None
+        return champion.Answers(task, pairs, problem, len(keys))
 
     async def track(self, request: AnalysisRequest, revision: str, role: str, port: int,
                     session: aiohttp.ClientSession, limit: asyncio.Semaphore,
@@ -124,7 +169,7 @@ class DirectProvider:
         port = int((request.monitor or {}).get("port") or DEFAULT_PORT)
         relative = (settings.slo_enabled and (settings.max_error_rate_increase is not None
                                               or settings.max_latency_p99_ratio is not None)
-                    or checks.compares_champion(an, request.strategy)
+                    or checks.compares_champion(an, request.compared_strategy)
                     or settings.quality is not None)  # the quality gate compares with the stable
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         limit = asyncio.Semaphore(self.concurrency)
@@ -138,7 +183,7 @@ class DirectProvider:
         stable = results[1][0] if len(results) > 1 else None
         if cand is None:
             return problems
-        return [*problems, *checks.evaluate(cand, stable, an, request.strategy)]
+        return [*problems, *checks.evaluate(cand, stable, an, request.compared_strategy)]
 
 
 def _describe(err: Exception) -> str:

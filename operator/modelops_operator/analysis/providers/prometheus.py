@@ -185,7 +185,7 @@ class PrometheusProvider:
             return [CheckResult("monitor.candidate", Result.INCONCLUSIVE,
                                 message=f"Prometheus has no monitor series for namespace={request.namespace}, "
                                         f"modeldeployment={request.name}, revision={request.candidate_revision}")]
-        return checks.evaluate(cand, tracks.get(request.stable_revision or ""), an, request.strategy)
+        return checks.evaluate(cand, tracks.get(request.stable_revision or ""), an, request.compared_strategy)
 
     # --- A/B tests ----------------------------------------------------------------
 
