@@ -83,8 +83,20 @@ def shuffle_labels(df: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
     return out
 
 
+def invert_labels(df: pd.DataFrame, share: float) -> pd.DataFrame:
+    """A copy of df whose labels are inverted for the `share` of its customers with the
+    shortest tenure: a model of it answers the opposite there, so it disagrees with an
+    honest model on about that share of the traffic while its inputs are the same."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the share of inverted labels must be in [0, 1], not {share}")
+    out = df.copy()
+    short = out["tenure_months"].rank(method="first") <= share * len(out)
+    out.loc[short, LABEL] = 1 - out.loc[short, LABEL]
+    return out
+
+
 def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, training_date: str,
-              shuffled: float = 0.0) -> Path:
+              shuffled: float = 0.0, inverted: float = 0.0) -> Path:
     from sklearn.metrics import accuracy_score, roc_auc_score
 
     df = customers(rows, seed)
@@ -96,8 +108,11 @@ def train_one(flavour: str, version: str, out: Path, rows: int, seed: int, train
     schema = FeatureSchema.from_list(SCHEMA)
     if shuffled:
         df = shuffle_labels(df, shuffled, seed)
+    if inverted:
+        df = invert_labels(df, inverted)
     x, y = schema.frame(df), df[LABEL].to_numpy()
-    target = out / (f"churn-{flavour}-{version}" + (f"-shuffled{round(shuffled * 100)}" if shuffled else ""))
+    target = out / (f"churn-{flavour}-{version}" + (f"-shuffled{round(shuffled * 100)}" if shuffled else "")
+                    + (f"-inverted{round(inverted * 100)}" if inverted else ""))
     target.mkdir(parents=True, exist_ok=True)
     if flavour == "sklearn":
         import joblib
