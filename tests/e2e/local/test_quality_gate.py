@@ -7,9 +7,13 @@ tracks over the same window.
 
 The bad release is examples/train_churn.py's scikit-learn model trained on shuffled
 labels: its inputs are the stable's, and its predictions match its own reference
-profile, so nothing drifts; it is only worse. It is rolled back on quality.accuracy. A
-release as good as the stable (the XGBoost model on the same data) passes the gate and
-is promoted (read by the Direct provider, from the monitors' /drift)."""
+profile, so nothing drifts; it is only worse (ROC AUC about 0.5 against 0.81, accuracy
+0.68 against 0.76). It is rolled back on quality.roc_auc: with the ~25 labelled rows/s
+per track this traffic gives, a 30 s window holds too few labels for accuracy to tell a
+0.08 loss from maxLoss 0.02 at every read (about 2 reads in 3 at 500 rows per track), and
+one passing gate would promote it. A release as good as the stable (the XGBoost model on
+the same data: accuracy 0.749 against 0.758) passes the accuracy gate and is promoted
+(read by the Direct provider, from the monitors' /drift)."""
 
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 RATE, ROWS = 10, 5  # requests/s, rows per request
 DELAY = (2.0, 5.0)  # seconds from a prediction to its label
 # The gate alone: the candidate's predictions are not compared with the stable's here.
-GATE = {"champion": {"enabled": False},
-        "quality": {"metric": "accuracy", "maxLoss": 0.02, "minLabelled": 200}}
+NO_CHAMPION = {"champion": {"enabled": False}}
+AUC_GATE = {**NO_CHAMPION, "quality": {"metric": "roc_auc", "maxLoss": 0.05, "minLabelled": 200}}
+ACCURACY_GATE = {**NO_CHAMPION, "quality": {"metric": "accuracy", "maxLoss": 0.03, "minLabelled": 200}}
 
 
 class LabelledTraffic(TrafficDriver):
@@ -122,14 +127,19 @@ def labelled_traffic(stack) -> LabelledTraffic:
     return driver
 
 
-def test_a_worse_candidate_is_rolled_back_on_its_accuracy(stack, models, bad_model):
+def test_a_worse_candidate_is_rolled_back_on_its_quality(stack, models, bad_model):
     t0 = time.time()
-    stable = deploy_stable(stack, models, **GATE)
+    stable = deploy_stable(stack, models, **AUC_GATE)
     traffic = labelled_traffic(stack)
-    candidate = start_rollout(stack, models, "2.0.0", bad_model, **GATE)
+    candidate = start_rollout(stack, models, "2.0.0", bad_model, **AUC_GATE)
     begun = time.time()
 
-    st = wait_for(rolled_back(stack), 150, interval=0.25, message="the worse canary rolled back")
+    try:
+        st = wait_for(rolled_back(stack), 120, interval=0.25, message="the worse canary rolled back")
+    except TimeoutError as err:
+        st = stack.status()
+        raise TimeoutError(f"{err}; status: phase={st.get('phase')} stable={st.get('stable')} "
+                           f"lastVerdict={st.get('lastVerdict')}") from None
     decided = time.time()
     # The labels reached the monitors that saw their predictions (those of a pod that has
     # gone since, such as the stable's second one during the canary, are undelivered).
@@ -137,13 +147,13 @@ def test_a_worse_candidate_is_rolled_back_on_its_accuracy(stack, models, bad_mod
     assert feedback["matched"] >= 400 and not feedback["unmatched"] and not feedback["malformed"], feedback
     assert feedback["undelivered"] < 0.1 * feedback["matched"], feedback
     failed = {c["name"]: c for c in st["failedChecks"]}
-    assert "quality.accuracy" in failed, st["failedChecks"]
-    check = failed["quality.accuracy"]
-    assert check["result"] == "Fail" and float(check["value"]) > 0.02
+    assert "quality.roc_auc" in failed, st["failedChecks"]
+    check = failed["quality.roc_auc"]
+    assert check["result"] == "Fail" and float(check["value"]) > 0.2
     assert "spec.analysis.quality.maxLoss" in check["message"] and "candidate" in check["message"]
     assert int(check["samples"]) >= 200
     # Nothing else failed: no drift, no service level.
-    assert set(failed) == {"quality.accuracy"}, st["failedChecks"]
+    assert set(failed) == {"quality.roc_auc"}, st["failedChecks"]
     assert st["history"][0]["outcome"] == "RolledBack"
     back_on_stable(stack, traffic, stable, candidate, begun)
     print(json.dumps({"seconds_from_rollout_to_rollback": round(decided - begun, 1),
@@ -152,7 +162,7 @@ def test_a_worse_candidate_is_rolled_back_on_its_accuracy(stack, models, bad_mod
 
 
 def test_a_candidate_as_good_passes_the_gate(stack, models):
-    direct = {**GATE, "provider": {"type": "Direct"}}
+    direct = {**ACCURACY_GATE, "provider": {"type": "Direct"}}
     deploy_stable(stack, models, **direct)
     labelled_traffic(stack)
     start_rollout(stack, models, "2.0.0", "churn-xgboost-v1", **direct)
