@@ -20,20 +20,27 @@ from k to now give two numbers:
   one), so by Ville's inequality P(sup_t E_k >= K/alpha) <= alpha/K; over the
   horizon's K start points P(any false alarm) <= alpha, however often the result is
   read.
-- **effect lower bound**: a lower confidence bound on the segment's PSI, corrected
-  for the upward bias of a small sample (a two-sample PSI of n and m rows from the
-  same distribution is about (bins-1)(1/n + 1/m)). n_eff * PSI is read as a
-  noncentral chi-square with bins-1 degrees of freedom, and its normal
-  approximation is inverted for the noncentrality at 97.5% per resolution; the
-  larger of the two resolutions' bounds counts (coarser bins can only lower PSI, so
-  either bound is also one for the profile's bins).
+- **effect**: the segment's PSI, corrected for the upward bias of a small sample (a
+  two-sample PSI of n and m rows from the same distribution is about
+  (bins-1)(1/n + 1/m)), less one standard error: n_eff * PSI is read as a noncentral
+  chi-square with bins-1 degrees of freedom and the normal approximation is inverted
+  for the noncentrality. The larger of the two resolutions' values counts (coarser
+  bins can only lower PSI).
 
-A feature reaches a band when one segment has both: an e-value over the threshold
-and an effect bound at or above the band. `band_evidence` is, per band, the largest
-log e-value among segments whose bound reaches it; the operator turns it into an
-anytime-valid p-value K * exp(-evidence), corrects it across features, and compares
-it with its significance. Nothing here depends on the operator's alpha, so a changed
-significance applies at the next read.
+A feature reaches a band when the segment with the most evidence (the likeliest change
+point) has an e-value over the threshold and an effect at or above the band.
+`band_evidence` is, per band, that segment's log e-value where its effect reaches the
+band, else 0; the operator turns it into an anytime-valid p-value K * exp(-evidence),
+corrects it across features, and compares it with its significance. Nothing here
+depends on the operator's alpha, so a changed significance applies at the next read.
+
+What is guaranteed and what is not: without drift, the false-alarm rate over the
+horizon is at most alpha however often it is read (the e-value). Whether a drift that
+did happen reaches a band is an estimate with a one-standard-error margin on one
+segment, not a time-uniform bound: a bound maximised over every segment and read
+would be exceeded by chance (a shift between the bands would be called at the upper
+one), and a time-uniform one costs several times the rows (bench/loop measures both
+the speed and how often a shift between the bands is rolled back).
 
 Pure numpy and scipy, no I/O, like the rest of the drift engine.
 """
@@ -52,8 +59,8 @@ from .profile import CategoricalSpec, FeatureSpec, NumericSpec
 # Prior concentration per bin of the two Dirichlet mixtures, centred on the reference.
 CONCENTRATIONS = (0.5, 5.0)
 COARSE_GROUPS = 4  # ordered bins merged into this many groups of about equal reference mass
-# Two resolutions, each bound at 97.5%: the larger of the two holds at 95%.
-BOUND_Z = 1.959964
+# The effect's margin: one standard error below the bias-corrected PSI.
+BOUND_Z = 1.0
 SMOOTHING = 0.5  # Jeffreys' pseudo-count per bin for the effect estimate
 
 
@@ -84,8 +91,8 @@ class EvidenceReport:
     rows: np.ndarray  # per feature: rows since the oldest block kept
     log_evidence: np.ndarray  # per feature: max over segments of log E (nats), >= 0
     segment_rows: np.ndarray  # per feature: rows of the segment with that maximum
-    psi_lower: np.ndarray  # per feature: the largest effect lower bound over segments
-    band_evidence: np.ndarray  # bands x features: max log E over segments whose bound reaches the band
+    psi_lower: np.ndarray  # per feature: the effect (PSI less its margin) of that segment
+    band_evidence: np.ndarray  # bands x features: that log E where the effect reaches the band, else 0
 
     def pvalue(self, band: int) -> np.ndarray:
         """Anytime-valid p-values per feature for reaching bands[band]: Bonferroni over
@@ -118,10 +125,17 @@ class Resolution:
     def __init__(self, groups: Sequence[np.ndarray], offsets: np.ndarray, total_bins: int, ref_flat: np.ndarray):
         widths = [int(g.max()) + 1 for g in groups]
         self.shape = (len(groups), max(widths, default=1))
-        self.map = np.zeros((total_bins, self.shape[0] * self.shape[1]), dtype=np.float64)
+        # Each cell is a run of adjacent flat bins (groups ascend within a feature), so
+        # one reduceat adds them up; `_slots` places the runs in the padded layout.
+        starts, slots = [], []
         for f, g in enumerate(groups):
-            for b, cell in enumerate(g):
-                self.map[offsets[f] + b, f * self.shape[1] + cell] = 1.0
+            if np.any(np.diff(g) < 0) or np.any(np.diff(g) > 1) or (len(g) and g[0] != 0):
+                raise ValueError("groups must number adjacent bins in ascending runs from 0")
+            first = np.flatnonzero(np.r_[True, np.diff(g) != 0])
+            starts.extend(int(offsets[f]) + first)
+            slots.extend(f * self.shape[1] + g[first])
+        self._starts = np.asarray(starts, dtype=np.intp)
+        self._slots = np.asarray(slots, dtype=np.intp)
         self.mask = np.zeros(self.shape, dtype=bool)
         for f, w in enumerate(widths):
             self.mask[f, :w] = True
@@ -135,7 +149,10 @@ class Resolution:
 
     def cells(self, flat: np.ndarray) -> np.ndarray:
         """(segments x flat bins) -> (segments x features x cells)."""
-        return (flat @ self.map).reshape(flat.shape[0], *self.shape)
+        out = np.zeros((flat.shape[0], self.shape[0] * self.shape[1]))
+        if len(self._starts):
+            out[:, self._slots] = np.add.reduceat(flat, self._starts, axis=1)
+        return out.reshape(flat.shape[0], *self.shape)
 
     def log_evidence(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
         """log E per (segment, feature), E the mean over CONCENTRATIONS of the
@@ -255,14 +272,17 @@ class SequentialEvidence:
         best = np.argmax(log_e, axis=0) if self.filled else np.zeros(n_feat, dtype=int)
         cols = np.arange(n_feat)
         bands = np.array(self.config.bands, dtype=np.float64)
-        reach = bound[None, :, :] >= bands[:, None, None] - 1e-12  # bands x segments x features
-        band_e = np.where(reach, log_e[None], 0.0).max(axis=1) if self.filled else np.zeros((len(bands), n_feat))
+        # The effect is judged on the segment with the most evidence only: over every
+        # segment and read, chance would carry some bound over a band it is under.
+        lower = bound[best, cols] if self.filled else np.zeros(n_feat)
+        top = np.maximum(log_e[best, cols], 0.0) if self.filled else np.zeros(n_feat)
+        band_e = np.where(lower[None, :] >= bands[:, None] - 1e-12, top[None, :], 0.0)
         return EvidenceReport(
             start_points=k,
             blocks=self.filled,
             rows=rows[-1] if self.filled else np.zeros(n_feat),
-            log_evidence=np.maximum(log_e[best, cols], 0.0),
-            segment_rows=rows[best, cols],
-            psi_lower=bound.max(axis=0) if self.filled else np.zeros(n_feat),
+            log_evidence=top,
+            segment_rows=rows[best, cols] if self.filled else np.zeros(n_feat),
+            psi_lower=lower,
             band_evidence=np.maximum(band_e, 0.0),
         )
