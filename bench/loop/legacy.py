@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from modelops_operator.analysis import CheckResult, Decision, Result, Verdict, judge
+from modelops_operator.analysis.checks import adjust  # the correction did not change
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
 MAX_FEATURE_CHECKS = 10
@@ -87,26 +88,6 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
                                                                  row["feature"].startswith("__prediction"))))
     samples = _finite(drift.get("window_rows"))
     return TrackNumbers(None if samples is None else int(samples), features)
-
-
-def adjust(pvalues: Sequence[float | None], method: str) -> list[float | None]:
-    """Holm or Benjamini-Hochberg adjusted p-values; missing ones stay None."""
-    known = [(p, i) for i, p in enumerate(pvalues) if _finite(p) is not None]
-    m = len(known)
-    out: list[float | None] = [None] * len(pvalues)
-    order = sorted(known)
-    if method == "Holm":
-        running = 0.0
-        for rank, (p, i) in enumerate(order):
-            running = max(running, min(1.0, (m - rank) * p))
-            out[i] = running
-    else:
-        running = 1.0
-        for rank in range(m - 1, -1, -1):
-            p, i = order[rank]
-            running = min(running, m * p / (rank + 1))
-            out[i] = min(1.0, running)
-    return out
 
 
 @dataclass(frozen=True)

@@ -407,11 +407,12 @@ def render(r: dict) -> str:
              "## Judges", "",
              f"- **new** (the product's code path, unchanged): every {n['read_seconds']} s the document goes through "
              "`from_drift_json` -> `evaluate` -> `judge`, and a failing drift check rolls back at once "
-             f"(`drift_alarm`). A feature drifts on evidence since some change point (K = {r['start_points']} "
-             f"blocks of {n['block_seconds']:g} s over {n['evidence_horizon_seconds'] / 60:g} minutes) that its PSI "
-             f"reaches warn {n['psi']['warn']:g}: anytime-valid p = K exp(-evidence), {n['correction']}-corrected "
-             f"across features, below {n['significance']:g}. drift.share fails above {n['max_share']:g}; evidence "
-             f"for the fail band {n['psi']['fail']:g} fails on its own.",
+             f"(`drift_alarm`). A feature drifts when, at the change point with the most evidence (K = "
+             f"{r['start_points']} candidates: blocks of {n['block_seconds']:g} s over "
+             f"{n['evidence_horizon_seconds'] / 60:g} minutes), the anytime-valid p = K exp(-evidence), "
+             f"{n['correction']}-corrected across features, is below {n['significance']:g} and the segment's "
+             f"bias-corrected PSI less one standard error reaches warn {n['psi']['warn']:g}. drift.share fails above "
+             f"{n['max_share']:g}; the same at the fail band {n['psi']['fail']:g} fails on its own.",
              f"- **old** (the previous rule, bench/loop/legacy.py): every {o['interval_seconds']} s, on the "
              f"{o['window_seconds']} s sliding window, a feature drifts at window PSI >= {n['psi']['warn']:g} with a "
              f"Holm-corrected chi-square p < {n['significance']:g}; the same share and fail-band checks; Inconclusive "
@@ -451,15 +452,15 @@ def render(r: dict) -> str:
               f"the PSI is under the band); and with 1 of 10 features drifted the share 0.1 is under "
               f"maxDriftedFeatureShare {n['max_share']:g}, so only the fail band can roll it back. "
               f"(Measured: the new rule rolled back {d5['detected']}/{d5['of']}, median {_n(d5['median_rows'])} "
-              "rows; the section below shows the fail band also fires on a shift whose PSI is well under it. "
+              "rows; the section below shows how often a shift under the band is rolled back. "
               f"The old rule rolled back {o5['detected']}/{o5['of']}, median {_n(o5['median_rows'])} rows: its window "
               f"PSI is measured against the 10,000-row reference ({g5['psi_vs_reference']:.3f}) and carries an "
               "upward small-sample bias, so it sits above the band.)",
               f"- 0.5 sd in 3 of 10: 3 drifted features make a share of exactly 0.3, which does not exceed "
               f"maxDriftedFeatureShare {n['max_share']:g} (the share check fails above it, i.e. from 4 of 10), so "
-              "here too only the fail band can roll back, and the target is met through it (with the fail band's "
-              "effect bound as loose as the next section shows); the 0.5sd_4of10 row (no target) shows the share "
-              "path."]
+              "here too only the fail band can roll back: the shift sits at it, and the effect estimate (PSI "
+              "less one standard error) reaches it in most runs, sooner with three features to reach it than with "
+              "one; the 0.5sd_4of10 row (no target) shows the share path."]
     below = r["delays"].get(BELOW_FAIL)
     if below:
         g4 = sh["g 0.4 sd"]
