@@ -16,25 +16,18 @@ It is the baseline only: the product does not use it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from modelops_operator.analysis import CheckResult, Decision, Result, Verdict, judge
+from modelops_operator.analysis.base import number_or_none
 from modelops_operator.analysis.checks import adjust  # the correction did not change
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
 MAX_FEATURE_CHECKS = 10
 
 
-def _finite(x) -> float | None:
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
+_finite = number_or_none
 
 
 @dataclass(frozen=True)

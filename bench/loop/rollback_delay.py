@@ -465,7 +465,7 @@ def render(r: dict) -> str:
     if below:
         g4 = sh["g 0.4 sd"]
         rr = below["rollback_rate"]
-        lines += ["", f"## Drift between the bands: rollbacks the rule itself does not call for", "",
+        lines += ["", "## Drift between the bands: rollbacks the rule itself does not call for", "",
                   f"{BELOW_FAIL}: a 0.4 sd shift in g0, binned PSI {g4['psi']:.3f} ({g4['psi_vs_reference']:.3f} "
                   f"against the 10,000-row reference): over warn {n['psi']['warn']:g}, under fail "
                   f"{n['psi']['fail']:g}, and 1 of 10 features is a share of 0.1 <= {n['max_share']:g}. By the "

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
+
+
+def number_or_none(x, finite: bool = False) -> float | None:
+    """x as a float; None for missing, NaN (the monitor's "undefined"), a boolean or
+    anything else, and with `finite` also for an infinity."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(x) or (finite and math.isinf(x)):
+        return None
+    return x
 
 
 class Result(str, Enum):

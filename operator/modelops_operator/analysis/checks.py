@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ..durations import format_duration, parse_duration
 from . import champion, quality_gate
-from .base import CheckResult, Result
+from .base import CheckResult, Result, number_or_none
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
 MAX_FEATURE_CHECKS = 10  # status stays small; the share check names the rest
@@ -36,15 +36,7 @@ class SettingsError(ValueError):
     """A spec.analysis value the checks cannot use; the message names the field."""
 
 
-def _finite(x) -> float | None:
-    """None for missing or NaN (the monitor's "undefined")."""
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
+_finite = number_or_none
 
 
 # --- the monitor's numbers ------------------------------------------------------------

@@ -43,7 +43,7 @@ from statistics import NormalDist
 from typing import Mapping, Sequence
 
 from . import abtest
-from .base import CheckResult, Result
+from .base import CheckResult, Result, number_or_none
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "rmse", "mae", "r2")
 PROPORTIONS = ("accuracy", "precision", "recall")
@@ -55,13 +55,7 @@ _N = NormalDist()
 
 
 def _finite(x) -> float | None:
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
+    return number_or_none(x, finite=True)
 
 
 @dataclass(frozen=True)
