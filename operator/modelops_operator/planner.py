@@ -376,7 +376,13 @@ class _Rollout:
         step = self.spec.steps[int(self.st.get("currentStep", 0))]
         left = (step.pause or 0) - self.since("stageStartedAt")
         if left > 0:
-            self.wake_in(left)
+            # The drift evidence is read during the pause too: an alarm does not wait for
+            # the step's analysis (run_gate reads it until nextAt, the pause's end).
+            state = self.st.setdefault("analysis", {"runs": 0, "consecutiveFailures": 0, "consecutiveInconclusive": 0})
+            state["nextAt"] = ts(parse_ts(self.st["stageStartedAt"]) + timedelta(seconds=step.pause))
+            decision = self.run_gate()
+            if decision is not None:
+                self.on_gate_failure(decision)
             return
         self.set_stage("Analysing")
         self.st["analysis"]["nextAt"] = ts(self.now)

@@ -142,6 +142,15 @@ def test_a_drift_alarm_between_gates_rolls_back_at_once(live):
     assert live.status["failedChecks"][0]["name"] == "drift.feature.g0"
 
 
+def test_a_drift_alarm_during_a_steps_pause_rolls_back_at_once(live):
+    v2(live)
+    live.run(lambda s: s.status.get("stage") == "Pausing")  # step 1 pauses 30s before its analysis
+    live.watch_judge = lambda r: verdict("Fail", "g0 drifted", check="drift.feature.g0")
+    live.run(lambda s: s.phase() == "RolledBack", limit=8)
+    assert not live.requests and live.reasons()[-1] == "AnalysisFailed"
+    assert live.status["failedChecks"][0]["name"] == "drift.feature.g0"
+
+
 def test_reads_between_gates_act_only_on_a_drift_alarm(live):
     v2(live)
     live.watch_judge = always("Fail")  # a window check failing on a read between gates: not a gate
