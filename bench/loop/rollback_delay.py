@@ -411,7 +411,7 @@ def render(r: dict) -> str:
              f"{r['start_points']} candidates: blocks of {n['block_seconds']:g} s over "
              f"{n['evidence_horizon_seconds'] / 60:g} minutes), the anytime-valid p = K exp(-evidence), "
              f"{n['correction']}-corrected across features, is below {n['significance']:g} and the segment's "
-             f"bias-corrected PSI less one standard error reaches warn {n['psi']['warn']:g}. drift.share fails above "
+             f"bias-corrected PSI's 95% lower bound reaches warn {n['psi']['warn']:g}. drift.share fails above "
              f"{n['max_share']:g}; the same at the fail band {n['psi']['fail']:g} fails on its own.",
              f"- **old** (the previous rule, bench/loop/legacy.py): every {o['interval_seconds']} s, on the "
              f"{o['window_seconds']} s sliding window, a feature drifts at window PSI >= {n['psi']['warn']:g} with a "
@@ -458,8 +458,8 @@ def render(r: dict) -> str:
               "upward small-sample bias, so it sits above the band.)",
               f"- 0.5 sd in 3 of 10: 3 drifted features make a share of exactly 0.3, which does not exceed "
               f"maxDriftedFeatureShare {n['max_share']:g} (the share check fails above it, i.e. from 4 of 10), so "
-              "here too only the fail band can roll back: the shift sits at it, and the effect estimate (PSI "
-              "less one standard error) reaches it in most runs, sooner with three features to reach it than with "
+              "here too only the fail band can roll back: the shift sits at it, and the effect's lower bound "
+              "reaches it in most runs, sooner with three features to reach it than with "
               "one; the 0.5sd_4of10 row (no target) shows the share path."]
     below = r["delays"].get(BELOW_FAIL)
     if below:

@@ -20,8 +20,8 @@ test holds the two implementations equal):
   over their Polya-urn predictive given the stable's counts, averaged over two prior
   strengths; read as often as one likes, P(ever >= 1/alpha) <= alpha when both predict
   alike;
-- the PSI between the two, corrected for a small sample's bias, less one standard
-  error (an estimate with a margin, not a time-uniform bound).
+- the PSI between the two, corrected for a small sample's bias, as a one-sided 95%
+  lower bound per read (not a time-uniform bound).
 
 `champion.prediction` fails when there is evidence that the PSI between the candidate's
 and the stable's predictions reaches spec.analysis.champion.maxPredictionPsi: corrected
@@ -39,7 +39,7 @@ from .base import CheckResult, Result
 
 CONCENTRATIONS = (0.5, 5.0)
 SMOOTHING = 0.5
-BOUND_Z = 1.0  # the effect is the bias-corrected PSI less one standard error, as for drift
+BOUND_Z = 1.644854  # the effect: a one-sided 95% lower bound per read on the bias-corrected PSI, as for drift
 STRATEGIES = ("Canary", "Shadow")  # both tracks see live traffic of the same period
 CHECK = "champion.prediction"
 AGREEMENT = "champion.agreement"

@@ -22,9 +22,9 @@ from k to now give two numbers:
   read.
 - **effect**: the segment's PSI, corrected for the upward bias of a small sample (a
   two-sample PSI of n and m rows from the same distribution is about
-  (bins-1)(1/n + 1/m)), less one standard error: n_eff * PSI is read as a noncentral
-  chi-square with bins-1 degrees of freedom and the normal approximation is inverted
-  for the noncentrality. The larger of the two resolutions' values counts (coarser
+  (bins-1)(1/n + 1/m)), as a one-sided 95% lower bound: n_eff * PSI is read as a
+  noncentral chi-square with bins-1 degrees of freedom and the normal approximation is
+  inverted for the noncentrality. The larger of the two resolutions' values counts (coarser
   bins can only lower PSI).
 
 A feature reaches a band when the segment with the most evidence (the likeliest change
@@ -36,8 +36,8 @@ depends on the operator's alpha, so a changed significance applies at the next r
 
 What is guaranteed and what is not: without drift, the false-alarm rate over the
 horizon is at most alpha however often it is read (the e-value). Whether a drift that
-did happen reaches a band is an estimate with a one-standard-error margin on one
-segment, not a time-uniform bound: a bound maximised over every segment and read
+did happen reaches a band is a 95% bound per read on one segment, not a time-uniform
+bound: a bound maximised over every segment and read
 would be exceeded by chance (a shift between the bands would be called at the upper
 one), and a time-uniform one costs several times the rows (bench/loop measures both
 the speed and how often a shift between the bands is rolled back).
@@ -59,8 +59,8 @@ from .profile import CategoricalSpec, FeatureSpec, NumericSpec
 # Prior concentration per bin of the two Dirichlet mixtures, centred on the reference.
 CONCENTRATIONS = (0.5, 5.0)
 COARSE_GROUPS = 4  # ordered bins merged into this many groups of about equal reference mass
-# The effect's margin: one standard error below the bias-corrected PSI.
-BOUND_Z = 1.0
+# The effect's margin: a one-sided 95% lower bound on the bias-corrected PSI, per read.
+BOUND_Z = 1.644854
 SMOOTHING = 0.5  # Jeffreys' pseudo-count per bin for the effect estimate
 
 
