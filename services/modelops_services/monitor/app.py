@@ -102,9 +102,13 @@ async def predictions(request: web.Request) -> web.Response:
 
 
 async def lookup(request: web.Request) -> web.Response:
-    """POST {"keys": [...]}: the answers this monitor has for those request keys."""
-    body, ok = await _json_body(request)
-    keys = body.get("keys") if ok and isinstance(body, dict) else None
+    """POST {"keys": [...]}, or GET ?key=..&key=.. (what a pod proxy allows with only
+    `get`): the answers this monitor has for those request keys."""
+    if request.method == "GET":
+        keys = request.query.getall("key", [])
+    else:
+        body, ok = await _json_body(request)
+        keys = body.get("keys") if ok and isinstance(body, dict) else None
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         return web.json_response({"error": "keys: want a list of request keys"}, status=400)
     if len(keys) > MAX_KEYS:
@@ -163,5 +167,6 @@ def make_app(config: MonitorConfig, profile: Profile | None = None) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/predictions", predictions)
     app.router.add_post("/predictions/lookup", lookup)
+    app.router.add_get("/predictions/lookup", lookup)
     app.cleanup_ctx.append(_rotator)
     return app

@@ -130,3 +130,46 @@ def test_drift_since_must_be_a_time():
     assert bad_status == 400 and "since" in bad_body["error"]
     assert good_status == 200 and good["predictions_since"]["rows"] == 0
     assert "predictions_since" not in plain and plain["drift"]["sequential"]["start_points"] == 240
+
+
+def test_answers_by_request_key_can_be_listed_and_looked_up():
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from modelops_services.monitor.app import make_app
+
+    rng = np.random.default_rng(0)
+    prof = fit_profile({"x": rng.normal(size=500)}, prediction={"__prediction__": rng.uniform(size=500)})
+    app = make_app(MonitorConfig(profile_path="-"), prof)
+    keyed = [{"id": f"r{i}", "status": 200, "latency_ms": 1.0, "features": [{"x": 0.1}], "predictions": [i % 2],
+              "key": f"req-{i}"} for i in range(5)]
+    bad_key = dict(keyed[0], key="has spaces")
+
+    async def run():
+        async with TestClient(TestServer(app)) as client:
+            observed = await (await client.post("/observe", json={"records": [*keyed, bad_key]})).json()
+            listed = await (await client.get("/predictions", params={"since": "0"})).json()
+            posted = await (await client.post("/predictions/lookup", json={"keys": ["req-1", "nope"]})).json()
+            got = await (await client.get("/predictions/lookup", params=[("key", "req-2"), ("key", "req-3")])).json()
+            bad = await client.post("/predictions/lookup", json={"keys": "req-1"})
+            no_since = await client.get("/predictions")
+            return observed, listed, posted, got, bad.status, no_since.status
+
+    observed, listed, posted, got, bad, no_since = asyncio.run(run())
+    assert observed == {"accepted": 5, "malformed": 1}
+    assert list(listed["predictions"]) == [f"req-{i}" for i in range(5)] and listed["task"] == "classification"
+    assert posted["predictions"] == {"req-1": [1]} and got["predictions"] == {"req-2": [0], "req-3": [1]}
+    assert bad == 400 and no_since == 400
+
+
+def test_recent_answers_are_bounded_and_the_newest_win():
+    from modelops_services.monitor.recent import RecentPredictions
+
+    recent = RecentPredictions(max_size=3)
+    for i in range(5):
+        recent.put(f"k{i}", float(i), [i])
+    recent.put("k3", 9.0, ["again"])  # a key seen again moves to the newest place
+    assert len(recent) == 3 and recent.lookup(["k0", "k1", "k2"]) == {"k2": [2]}
+    assert recent.since(4.0) == {"k4": [4], "k3": ["again"]}
+    assert recent.since(0.0, limit=1) == {"k3": ["again"]}

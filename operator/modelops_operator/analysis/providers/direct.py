@@ -22,6 +22,7 @@ from .. import champion, checks
 from ..base import AnalysisRequest, CheckResult, Result
 
 DEFAULT_PORT = 9091
+PROXY_KEYS = 100  # request keys per lookup through the pod proxy (in the query string)
 ACCESS = ("direct", "proxy")
 
 
@@ -121,12 +122,21 @@ class DirectProvider:
                 task = doc.get("task") or task
                 cand.update({k: v for k, v in (doc.get("predictions") or {}).items() if isinstance(v, list)})
             keys = list(cand)[-champion.MAX_KEYS:]
-            found = await asyncio.gather(*(self.call(p, port, session, limit, "POST", "predictions/lookup", (),
-                                                     {"keys": keys}) for p in stable_pods), return_exceptions=True)
+            if self.access == "proxy":
+                # The pod proxy is granted `get` only: the keys go in query strings, in batches.
+                asks = [(p, "GET", tuple(("key", k) for k in keys[i:i + PROXY_KEYS]), None)
+                        for p in stable_pods for i in range(0, len(keys), PROXY_KEYS)]
+            else:
+                asks = [(p, "POST", (), {"keys": keys}) for p in stable_pods]
+            found = await asyncio.gather(*(self.call(p, port, session, limit, method, "predictions/lookup", query, body)
+                                           for p, method, query, body in asks), return_exceptions=True)
         stable: dict[str, list] = {}
-        for pod, doc in zip(stable_pods, found):
+        failed_pods: set[str] = set()
+        for (pod, *_), doc in zip(asks, found):
             if isinstance(doc, BaseException) or not isinstance(doc, dict):
-                problems.append(f"{pod['metadata']['name']}: {doc}")
+                if pod["metadata"]["name"] not in failed_pods:
+                    failed_pods.add(pod["metadata"]["name"])
+                    problems.append(f"{pod['metadata']['name']}: {doc}")
                 continue
             stable.update({k: v for k, v in (doc.get("predictions") or {}).items() if isinstance(v, list)})
         pairs = [pair for k in keys if k in stable and len(stable[k]) == len(cand[k]) for pair in zip(cand[k], stable[k])]
