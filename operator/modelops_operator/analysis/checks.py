@@ -324,10 +324,10 @@ def decide_features(scores: Mapping[str, FeatureScore], s: Settings) -> list[Fea
     out = []
     for name, pw, pf in zip(names, warn, fail):
         sc = scores[name]
-        drifted = None if pw is None else pw < s.significance
         alarm = pf is not None and pf < s.significance
-        out.append(FeatureDecision(name, sc.psi, sc.psi_lower, pw, pf, drifted or alarm if drifted is not None
-                                   else (True if alarm else None), alarm,
+        # Evidence for the fail band is evidence for the lower warn band too.
+        drifted = True if alarm else None if pw is None else pw < s.significance
+        out.append(FeatureDecision(name, sc.psi, sc.psi_lower, pw, pf, drifted, alarm,
                                    _progress(pw, s.significance), _progress(pf, s.significance)))
     return out
 
