@@ -451,8 +451,10 @@ def render(r: dict) -> str:
               f"{n['psi']['fail']:g}, so evidence that PSI >= {n['psi']['fail']:g} takes long (or never comes, when "
               f"the PSI is under the band); and with 1 of 10 features drifted the share 0.1 is under "
               f"maxDriftedFeatureShare {n['max_share']:g}, so only the fail band can roll it back. "
-              f"(Measured: the new rule rolled back {d5['detected']}/{d5['of']}, median {_n(d5['median_rows'])} "
-              "rows; the section below shows how often a shift under the band is rolled back. "
+              f"(Measured: the new rule rolled back {d5['detected']}/{d5['of']} within the 20 minutes"
+              + (f", median {_n(d5['median_rows'])} rows" if d5.get('median_rows') is not None else
+                 ", fewer than half, so no median") +
+              "; the section below shows how often a shift under the band is rolled back. "
               f"The old rule rolled back {o5['detected']}/{o5['of']}, median {_n(o5['median_rows'])} rows: its window "
               f"PSI is measured against the 10,000-row reference ({g5['psi_vs_reference']:.3f}) and carries an "
               "upward small-sample bias, so it sits above the band.)",
