@@ -16,11 +16,13 @@ It is the baseline only: the product does not use it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
 from modelops_operator.analysis import CheckResult, Decision, Result, Verdict, judge
 from modelops_operator.analysis.base import number_or_none
+from modelops_operator.analysis import checks
 from modelops_operator.analysis.checks import adjust  # the correction did not change
 
 CORRECTIONS = ("Holm", "BenjaminiHochberg")
@@ -44,29 +46,18 @@ class TrackNumbers:
 
 
 @dataclass(frozen=True)
-class Settings:
-    min_samples: int
-    drift_enabled: bool
-    psi_warn: float
-    psi_fail: float
-    max_share: float
-    prediction: bool
-    significance: float
-    correction: str
-    ignore: frozenset[str]
-    failure_limit: int
-    inconclusive_limit: int
+class Settings(checks.Settings):
+    """The product's spec.analysis settings, with the gate's limits the old rule applied to drift."""
+
+    failure_limit: int = 2
+    inconclusive_limit: int = 3
 
     @classmethod
     def from_analysis(cls, analysis: Mapping) -> "Settings":
         """From spec.analysis with the CRD's defaults already filled in."""
-        drift = analysis.get("drift") or {}
-        psi = drift.get("psi") or {}
-        return cls(min_samples=int(analysis["minSampleSize"]), drift_enabled=bool(drift.get("enabled", True)),
-                   psi_warn=float(psi["warn"]), psi_fail=float(psi["fail"]),
-                   max_share=float(drift["maxDriftedFeatureShare"]), prediction=bool(drift.get("prediction", True)),
-                   significance=float(drift["significance"]), correction=drift["correction"],
-                   ignore=frozenset(drift.get("ignoreFeatures") or ()), failure_limit=int(analysis["failureLimit"]),
+        base = checks.Settings.from_analysis(analysis)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        return cls(**fields, failure_limit=int(analysis["failureLimit"]),
                    inconclusive_limit=int(analysis["inconclusiveLimit"]))
 
 
