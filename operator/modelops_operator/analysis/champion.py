@@ -123,21 +123,29 @@ class ChampionSettings:
                    number("maxDisagreement", 0.2, 1))
 
 
-def prediction_check(candidate: Mapping[str, Sequence[float]] | None, stable: Mapping[str, Sequence[float]] | None,
+def prediction_check(candidate: Mapping[str, Mapping[str, float]] | None,
+                     stable: Mapping[str, Mapping[str, float]] | None,
                      settings, champion: ChampionSettings) -> CheckResult | None:
-    """The candidate's predictions against the stable's over the same period; None when
-    the comparison is off. `settings` is checks.Settings (significance, correction,
+    """The candidate's predictions against the stable's over the same period, per
+    prediction spec and bin label; None when the comparison is off or no spec has the
+    same bins on both tracks. `settings` is checks.Settings (significance, correction,
     minSampleSize)."""
     from .checks import _progress, adjust  # checks imports this module
 
     if not champion.enabled:
         return None
     threshold = f"PSI to the stable < {champion.max_prediction_psi:g}"
-    names = sorted(set(candidate or {}) & set(stable or {}))
-    if not names:
+    shared = sorted(set(candidate or {}) & set(stable or {}))
+    if not shared:
         return CheckResult(CHECK, Result.INCONCLUSIVE, None, threshold, None,
                            "no prediction counts from both tracks over the same period yet")
-    results = {name: compare(candidate[name], stable[name]) for name in names}
+    # Only bins of the same label compare: the predicted classes, or score intervals when
+    # both profiles binned the scores alike (another model's profile has its own edges).
+    names = [n for n in shared if set(candidate[n]) == set(stable[n])]
+    if not names:
+        return None
+    results = {name: compare([candidate[name][b] for b in sorted(candidate[name])],
+                             [stable[name][b] for b in sorted(candidate[name])]) for name in names}
     # Evidence counts for the band only where the bound reaches it.
     pvalues = [math.exp(-r.log_evidence) if r.psi_lower >= champion.max_prediction_psi else 1.0
                for r in results.values()]

@@ -68,8 +68,8 @@ class TrackNumbers:
     features: Mapping[str, FeatureScore] = field(default_factory=dict)
     pods: int = 1
     evidence_rows: int | None = None  # rows over the sequential evidence's horizon
-    # Prediction bin counts since the stage began, per prediction spec (champion.py).
-    predictions: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # Prediction counts since the stage began, per prediction spec and bin label (champion.py).
+    predictions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     labelled: int | None = None  # rows whose true label came back, over the window
     quality: Mapping[str, quality_gate.QualityScore] = field(default_factory=dict)  # per method (quality_gate.py)
 
@@ -114,8 +114,8 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
     labelled = _finite((doc.get("window") or {}).get("labelled_rows")) if isinstance(doc.get("window"), Mapping) \
         else None
     since = doc.get("predictions_since") if isinstance(doc.get("predictions_since"), Mapping) else {}
-    predictions = {name: tuple(_finite(c) or 0.0 for c in counts)
-                   for name, counts in (since.get("features") or {}).items() if isinstance(counts, list)}
+    predictions = {name: {str(label): _finite(c) or 0.0 for label, c in counts.items()}
+                   for name, counts in (since.get("features") or {}).items() if isinstance(counts, Mapping)}
     return TrackNumbers(
         samples=None if samples is None else int(samples),
         requests=None if requests is None else int(requests),
@@ -129,16 +129,15 @@ def from_drift_json(doc: Mapping) -> TrackNumbers:
     )
 
 
-def add_counts(tracks: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, tuple[float, ...]]:
-    """Bin counts per prediction spec, added up over pods."""
-    out: dict[str, list[float]] = {}
+def add_counts(tracks: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Counts per prediction spec and bin label, added up over pods."""
+    out: dict[str, dict[str, float]] = {}
     for counts in tracks:
         for name, bins in counts.items():
-            acc = out.setdefault(name, [0.0] * len(bins))
-            if len(acc) == len(bins):  # pods of one revision share the profile
-                for i, c in enumerate(bins):
-                    acc[i] += c
-    return {name: tuple(bins) for name, bins in out.items()}
+            acc = out.setdefault(name, {})
+            for label, c in bins.items():
+                acc[label] = acc.get(label, 0.0) + c
+    return out
 
 
 def _bonferroni(values: list[float]) -> float | None:

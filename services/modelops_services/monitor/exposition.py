@@ -1,8 +1,8 @@
 """Prometheus exposition of the monitor state.
 
 Labels come only from {modeldeployment, namespace, track, revision, feature,
-method, status, band, bin}; band is one of any, warn, fail, and bin the index of a
-prediction bin of the profile; feature values are the profile's feature names (fixed at
+method, status, band, bin}; band is one of any, warn, fail, and bin the label of a
+prediction bin of the profile (a class or a score interval); feature values are the profile's feature names (fixed at
 start), never a raw value or category, so the series count is bounded.
 Undefined values (empty window, no labels yet) are exported as NaN.
 """
@@ -118,11 +118,11 @@ class MonitorCollector(Collector):
             yield c
 
         bins = CounterMetricFamily("modelops_prediction_bin",
-                                   "Predictions per bin of the profile's prediction spec (bin is the bin's index)",
-                                   labels=[*BASE, "feature", "bin"])
+                                   "Predictions per bin of the profile's prediction spec (bin: the class, or the "
+                                   "score interval)", labels=[*BASE, "feature", "bin"])
         for name, counts in s.prediction_totals().items():
-            for i, c in enumerate(counts):
-                bins.add_metric([*base, name, str(i)], int(c))
+            for label, c in counts.items():
+                bins.add_metric([*base, name, label], c)
         yield bins
 
         fb = CounterMetricFamily("modelops_feedback", "Ground-truth labels received, by status (matched, unmatched, malformed)", labels=[*BASE, "status"])

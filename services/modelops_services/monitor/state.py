@@ -199,13 +199,17 @@ class MonitorState:
         out, offset = {}, 0
         for spec in self.engine.specs:
             if spec.name in self.pred_names:
-                out[spec.name] = [int(c) for c in counts[offset:offset + spec.n_bins]]
+                out[spec.name] = dict(zip(spec.labels(), (int(c) for c in counts[offset:offset + spec.n_bins])))
             offset += spec.n_bins
         return {"since": since, "rows": rows, "features": out}
 
-    def prediction_totals(self) -> dict[str, np.ndarray]:
-        """Cumulative bin counts of each prediction since the monitor started."""
-        return {name: self.prediction_counts[name] for name in self.pred_names}
+    def prediction_totals(self) -> dict[str, dict[str, int]]:
+        """Cumulative counts of each prediction since the monitor started, by bin label
+        (a class, or a score interval): another model's profile has other score bins,
+        and only bins of the same label can be compared."""
+        labels = {s.name: s.labels() for s in self.profile.prediction}
+        return {name: dict(zip(labels[name], (int(c) for c in self.prediction_counts[name])))
+                for name in self.pred_names}
 
     def report(self) -> DriftReport:
         if self._report is None:

@@ -50,11 +50,15 @@ def test_alike_predictions_give_no_evidence_and_different_ones_do():
     assert other.log_evidence > 20 and other.psi_lower > 0.25
 
 
+def labelled(counts):
+    return dict(zip(("0", "1", "__OTHER__"), counts))
+
+
 def tracks(cand_counts, stable_counts):
     return (TrackNumbers(samples=1000, requests=1000, error_rate=0.0, latency_p99=0.01,
-                         predictions={"__prediction_label__": tuple(cand_counts)}),
+                         predictions={"__prediction_label__": labelled(cand_counts)}),
             TrackNumbers(samples=1000, requests=1000, error_rate=0.0, latency_p99=0.01,
-                         predictions={"__prediction_label__": tuple(stable_counts)}))
+                         predictions={"__prediction_label__": labelled(stable_counts)}))
 
 
 def check(cand, stable, strategy="Canary", **champion):
@@ -90,11 +94,25 @@ def test_only_strategies_whose_tracks_share_one_period_compare():
 
 def test_prediction_counts_come_from_both_providers_documents_and_add_up_over_pods():
     doc = {"drift": {"window_rows": 10, "features": []},
-           "predictions_since": {"since": 1.0, "rows": 10, "features": {"__prediction_label__": [6, 4, 0]}}}
+           "predictions_since": {"since": 1.0, "rows": 10, "features": {"__prediction_label__": labelled([6, 4, 0])}}}
     one = from_drift_json(doc)
-    assert one.predictions == {"__prediction_label__": (6.0, 4.0, 0.0)}
+    assert one.predictions == {"__prediction_label__": {"0": 6.0, "1": 4.0, "__OTHER__": 0.0}}
     merged = merge_pods([one, from_drift_json(doc)])
-    assert merged.predictions == {"__prediction_label__": (12.0, 8.0, 0.0)}
+    assert merged.predictions == {"__prediction_label__": {"0": 12.0, "1": 8.0, "__OTHER__": 0.0}}
+
+
+def test_only_bins_of_the_same_label_are_compared():
+    # Another model's profile bins its scores at other edges: those are not compared,
+    # while the predicted classes are, whatever order each profile lists them in.
+    cand = {"__prediction__": {"[0,0.3)": 500.0, "[0.3,1)": 100.0},
+            "__prediction_label__": {"1": 450.0, "0": 150.0}}
+    stable = {"__prediction__": {"[0,0.5)": 2000.0, "[0.5,1)": 1000.0},
+              "__prediction_label__": {"0": 2100.0, "1": 900.0}}
+    s, c = Settings.from_analysis(analysis()), ChampionSettings(True, 0.25)
+    check = prediction_check(cand, stable, s, c)
+    assert check.result is Result.FAIL and "__prediction_label__" in check.message
+    assert prediction_check({"__prediction__": cand["__prediction__"]}, {"__prediction__": stable["__prediction__"]},
+                            s, c) is None
 
 
 def test_a_bad_band_names_the_field():

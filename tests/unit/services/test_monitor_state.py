@@ -98,10 +98,11 @@ def test_prediction_counts_since_a_time_and_in_total(state):
     state.observe({"records": [record(i) for i in range(5, 8)]})
     since = state.predictions_since(mark)
     assert since["rows"] == 3 and set(since["features"]) == {"__prediction__", "__prediction_label__"}
-    assert sum(since["features"]["__prediction_label__"]) == 3
-    assert sum(state.predictions_since(0.0)["features"]["__prediction_label__"]) == 8
+    assert sum(since["features"]["__prediction_label__"].values()) == 3
+    assert since["features"]["__prediction_label__"]["1"] == 3  # by the class' name
+    assert sum(state.predictions_since(0.0)["features"]["__prediction_label__"].values()) == 8
     assert state.predictions_since(mark + 3600)["rows"] == 0
-    assert sum(state.prediction_totals()["__prediction__"]) == 8
+    assert sum(state.prediction_totals()["__prediction__"].values()) == 8
     fams = {f.name: f for f in text_string_to_metric_families(generate_latest(make_registry(state)).decode())}
     samples = [s for s in fams["modelops_prediction_bin"].samples if s.name.endswith("_total")]
     assert sum(s.value for s in samples if s.labels["feature"] == "__prediction_label__") == 8

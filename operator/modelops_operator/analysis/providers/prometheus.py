@@ -156,9 +156,9 @@ class PrometheusProvider:
             for labels, value in series:
                 pod = pods.setdefault((labels.get("revision", ""), labels.get("pod", "")), {"features": {}})
                 if key == "predictions":
-                    if labels.get("bin", "").isdigit() and not math.isnan(value):
+                    if labels.get("bin") and not math.isnan(value):
                         pod.setdefault("predictions", {}).setdefault(labels.get("feature", ""), {})[
-                            int(labels["bin"])] = value
+                            labels["bin"]] = value
                 elif key in QUALITY:
                     scores = pod.setdefault("quality", {}).setdefault(labels.get("method", ""), {})
                     scores[key.removeprefix("quality_")] = value
@@ -256,8 +256,7 @@ def _pod_numbers(raw: dict) -> checks.TrackNumbers:
                                           checks.evidence_pvalue(num(v.get("fail")), k), num(v.get("psi_lower")))
                 for name, v in raw["features"].items() if name}
     samples, requests, rows = num(raw.get("samples")), num(raw.get("requests")), num(raw.get("evidence_rows"))
-    predictions = {name: tuple(bins.get(i, 0.0) for i in range(max(bins) + 1))
-                   for name, bins in (raw.get("predictions") or {}).items() if name and bins}
+    predictions = {name: bins for name, bins in (raw.get("predictions") or {}).items() if name and bins}
     quality = {method: quality_gate.QualityScore(v.get("value"), v.get("stderr"), v.get("samples"))
                for method, v in (raw.get("quality") or {}).items() if method in quality_gate.METRICS}
     labelled = num(raw.get("labelled"))
