@@ -135,6 +135,8 @@ def prediction_check(candidate: Mapping[str, Mapping[str, float]] | None,
     if not champion.enabled:
         return None
     threshold = f"PSI to the stable < {champion.max_prediction_psi:g}"
+    if not any(sum(bins.values()) > 0 for bins in (stable or {}).values()):
+        return None  # the stable answered nothing over the period (it may have no pods): nothing to compare
     shared = sorted(set(candidate or {}) & set(stable or {}))
     if not shared:
         return CheckResult(CHECK, Result.INCONCLUSIVE, None, threshold, None,

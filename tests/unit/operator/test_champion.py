@@ -88,8 +88,11 @@ def test_only_strategies_whose_tracks_share_one_period_compare():
     assert check(cand, stable, "BlueGreen") is None and check(cand, stable, "ABTest") is None
     assert check(cand, stable, "Shadow").result is Result.FAIL
     assert check(cand, stable, enabled=False) is None
-    missing = check(cand, None)
-    assert missing.result is Result.INCONCLUSIVE and "same period" in missing.message
+    # A stable that served nothing over the period (no pods left at a step): nothing to compare.
+    assert check(cand, None) is None
+    assert check(cand, tracks([150, 450, 0], [0, 0, 0])[1]) is None
+    silent = check(TrackNumbers(samples=1000, requests=1000, error_rate=0.0, latency_p99=0.01), stable)
+    assert silent.result is Result.INCONCLUSIVE and "same period" in silent.message
 
 
 def test_prediction_counts_come_from_both_providers_documents_and_add_up_over_pods():
@@ -122,8 +125,8 @@ def test_a_bad_band_names_the_field():
         ChampionSettings.from_analysis({"champion": {"maxPredictionPsi": -1}})
     assert math.isclose(ChampionSettings.from_analysis({}).max_prediction_psi, 0.25)
     assert Settings.from_analysis(analysis()).significance == 0.05
-    assert prediction_check({}, {}, Settings.from_analysis(analysis()), ChampionSettings(True, 0.25)).result \
-        is Result.INCONCLUSIVE
+    assert prediction_check({}, {"__prediction_label__": {"0": 5.0}}, Settings.from_analysis(analysis()),
+                            ChampionSettings(True, 0.25)).result is Result.INCONCLUSIVE
 
 
 # --- a shadow's answers against the stable's, matched by request -------------------------

@@ -177,10 +177,12 @@ class DirectProvider:
         if not settings.drift_enabled and not settings.slo_enabled and settings.quality is None:
             return []
         port = int((request.monitor or {}).get("port") or DEFAULT_PORT)
-        relative = (settings.slo_enabled and (settings.max_error_rate_increase is not None
-                                              or settings.max_latency_p99_ratio is not None)
-                    or checks.compares_champion(an, request.compared_strategy)
-                    or settings.quality is not None)  # the quality gate compares with the stable
+        needs_stable = (settings.slo_enabled and (settings.max_error_rate_increase is not None
+                                                  or settings.max_latency_p99_ratio is not None)
+                        or settings.quality is not None)  # the quality gate compares with the stable
+        # The comparison of predictions is skipped when the stable serves nothing (a
+        # one-replica canary at 50% moves the only pod): a stable without pods is no problem.
+        relative = needs_stable or checks.compares_champion(an, request.compared_strategy)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         limit = asyncio.Semaphore(self.concurrency)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -188,7 +190,7 @@ class DirectProvider:
             if relative and request.stable_revision:
                 wanted.append((request.stable_revision, "stable"))
             results = await asyncio.gather(*(self.track(request, rev, role, port, session, limit) for rev, role in wanted))
-        problems = [p for _, p in results if p is not None]
+        problems = [p for i, (_, p) in enumerate(results) if p is not None and (i == 0 or needs_stable)]
         cand = results[0][0]
         stable = results[1][0] if len(results) > 1 else None
         if cand is None:
