@@ -171,7 +171,7 @@ def test_blue_green(cluster, namespace, operator):
 def test_shadow_mirrors_through_the_route(cluster, namespace, operator, envoy_gateway):
     strategy = {"type": "Shadow", "shadow": {"mirrorPercent": 40, "duration": "4s"},
                 "trafficRouting": gateway_routing(envoy_gateway, namespace)}
-    apply(cluster, namespace, md("pricing", strategy=strategy, replicas=2))
+    apply(cluster, namespace, md("pricing", strategy=strategy, replicas=2, champion={"enabled": False}))
     wait_phase(cluster, namespace, "pricing", "Succeeded", "1.0.0")
     set_version(cluster, namespace, "pricing", "2.0.0")
 
