@@ -108,7 +108,8 @@ class DriftReport:
         if ev is not None:
             for i, row in enumerate(rows):
                 row["evidence"] = {"nats": num(ev.log_evidence[i]), "segment_rows": int(ev.segment_rows[i]),
-                                   "psi_lower": num(ev.psi_lower[i]), "warn": num(ev.band_evidence[0, i]),
+                                   "psi_lower": num(ev.psi_lower[i]),
+                                   "psi_estimate": num(ev.psi_estimate[i]), "warn": num(ev.band_evidence[0, i]),
                                    "alarm": num(ev.band_evidence[1, i])}
         c = self.config
         sequential = None if ev is None else {

@@ -22,10 +22,15 @@ from k to now give two numbers:
   read.
 - **effect**: the segment's PSI, corrected for the upward bias of a small sample (a
   two-sample PSI of n and m rows from the same distribution is about
-  (bins-1)(1/n + 1/m)), as a one-sided 95% lower bound: n_eff * PSI is read as a
-  noncentral chi-square with bins-1 degrees of freedom and the normal approximation is
-  inverted for the noncentrality. The larger of the two resolutions' values counts (coarser
-  bins can only lower PSI).
+  (bins-1)(1/n + 1/m)), read at a one-sided confidence per band: n_eff * PSI is read
+  as a noncentral chi-square with bins-1 degrees of freedom and the normal
+  approximation is inverted for the noncentrality. The larger of the two resolutions'
+  values counts (coarser bins can only lower PSI).
+  - the **fail** band, which rolls back on its own, needs the 95% lower bound;
+  - the **warn** band needs the bias-corrected estimate (confidence 50%): a feature at
+    warn only counts towards the share of drifted features, and a bound there would
+    miss most shifts just over the band (a PSI of 0.11 against a band of 0.1 needs
+    about 12,000 rows to clear a 95% bound against a 10,000-row reference).
 
 A feature reaches a band when the segment with the most evidence (the likeliest change
 point) has an e-value over the threshold and an effect at or above the band.
@@ -36,11 +41,12 @@ depends on the operator's alpha, so a changed significance applies at the next r
 
 What is guaranteed and what is not: without drift, the false-alarm rate over the
 horizon is at most alpha however often it is read (the e-value). Whether a drift that
-did happen reaches a band is a 95% bound per read on one segment, not a time-uniform
-bound: a bound maximised over every segment and read
-would be exceeded by chance (a shift between the bands would be called at the upper
-one), and a time-uniform one costs several times the rows (bench/loop measures both
-the speed and how often a shift between the bands is rolled back).
+did happen reaches the fail band is a 95% bound per read on one segment, not a
+time-uniform bound: a bound maximised over every segment and read would be exceeded
+by chance (a shift between the bands would be called at the upper one), and a
+time-uniform one costs several times the rows (bench/loop measures both the speed and
+how often a shift between the bands is rolled back). At the warn band a real shift
+a little under the band is, read often enough, sometimes called at warn.
 
 Pure numpy and scipy, no I/O, like the rest of the drift engine.
 """
@@ -59,7 +65,7 @@ from .profile import CategoricalSpec, FeatureSpec, NumericSpec
 # Prior concentration per bin of the two Dirichlet mixtures, centred on the reference.
 CONCENTRATIONS = (0.5, 5.0)
 COARSE_GROUPS = 4  # ordered bins merged into this many groups of about equal reference mass
-# The effect's margin: a one-sided 95% lower bound on the bias-corrected PSI, per read.
+# The effect's margin at the fail band: a one-sided 95% lower bound on the bias-corrected PSI, per read.
 BOUND_Z = 1.644854
 SMOOTHING = 0.5  # Jeffreys' pseudo-count per bin for the effect estimate
 
@@ -69,6 +75,9 @@ class EvidenceConfig:
     block_seconds: float = 5.0
     horizon_seconds: float = 1200.0
     bands: tuple[float, ...] = (0.1, 0.25)  # PSI warn and alarm
+    # Per band, the normal quantile of the one-sided confidence its effect is read at:
+    # the estimate for warn, the 95% lower bound for the band that rolls back alone.
+    band_z: tuple[float, ...] = (0.0, BOUND_Z)
 
     def __post_init__(self) -> None:
         if not self.block_seconds > 0:
@@ -77,6 +86,8 @@ class EvidenceConfig:
             raise ValueError("horizon_seconds must be at least block_seconds")
         if any(not (b >= 0 and math.isfinite(b)) for b in self.bands):
             raise ValueError("PSI bands must be finite and >= 0")
+        if len(self.band_z) != len(self.bands) or any(not (z >= 0 and math.isfinite(z)) for z in self.band_z):
+            raise ValueError("band_z needs one finite quantile >= 0 per band")
 
     @property
     def start_points(self) -> int:
@@ -91,7 +102,8 @@ class EvidenceReport:
     rows: np.ndarray  # per feature: rows since the oldest block kept
     log_evidence: np.ndarray  # per feature: max over segments of log E (nats), >= 0
     segment_rows: np.ndarray  # per feature: rows of the segment with that maximum
-    psi_lower: np.ndarray  # per feature: the effect (PSI less its margin) of that segment
+    psi_lower: np.ndarray  # per feature: that segment's PSI as a 95% lower bound
+    psi_estimate: np.ndarray  # per feature: that segment's PSI, bias-corrected
     band_evidence: np.ndarray  # bands x features: that log E where the effect reaches the band, else 0
 
     def pvalue(self, band: int) -> np.ndarray:
@@ -180,8 +192,10 @@ class Resolution:
         return (gammaln(total) - gammaln(total + n) +
                 np.where(self.mask, gammaln(r + c) - gammaln(r), 0.0).sum(axis=-1))
 
-    def psi_lower(self, c: np.ndarray, n: np.ndarray) -> np.ndarray:
-        """Lower confidence bound on PSI per (segment, feature), bias-corrected."""
+    def psi_lower(self, c: np.ndarray, n: np.ndarray, zs: Sequence[float] = (BOUND_Z,)) -> np.ndarray:
+        """The lower confidence bound on PSI per (segment, feature), bias-corrected, at
+        each normal quantile z of zs (stacked when there are several); z = 0 gives the
+        bias-corrected estimate."""
         p = np.where(self.mask, c + SMOOTHING, 1.0)
         p = p / np.where(self.mask, p, 0.0).sum(axis=-1, keepdims=True)
         psi = np.where(self.mask, (p - self.q) * (np.log(p) - self.log_q), 0.0).sum(axis=-1)
@@ -190,11 +204,14 @@ class Resolution:
         dof = np.maximum(used - 1, 1).astype(np.float64)
         n_eff = n * self.m / np.maximum(n + self.m, 1.0)
         excess = n_eff * psi - dof  # the statistic minus its mean without drift
-        z2 = BOUND_Z**2
-        # Solve excess - lam = z * sqrt(2 * (dof + 2 * lam)) for the noncentrality lam.
-        root = np.sqrt(np.maximum(4 * z2 * excess + 4 * z2 * z2 + 2 * z2 * dof, 0.0))
-        lam = np.maximum(excess + 2 * z2 - root, 0.0)
-        return np.where(n_eff > 0, lam / np.maximum(n_eff, 1e-12), 0.0)
+        out = []
+        for z in zs:
+            z2 = z * z
+            # Solve excess - lam = z * sqrt(2 * (dof + 2 * lam)) for the noncentrality lam.
+            root = np.sqrt(np.maximum(4 * z2 * excess + 4 * z2 * z2 + 2 * z2 * dof, 0.0))
+            lam = np.maximum(excess + 2 * z2 - root, 0.0)
+            out.append(np.where(n_eff > 0, lam / np.maximum(n_eff, 1e-12), 0.0))
+        return np.stack(out) if len(out) > 1 else out[0]
 
 
 class SequentialEvidence:
@@ -259,30 +276,33 @@ class SequentialEvidence:
         n_feat = len(self.specs)
         order = (self.head - np.arange(self.filled)) % k  # newest block first
         suffix = np.cumsum(self.slots[order], axis=0).astype(np.float64)  # segment from block i back to now
+        # Bounds at each band's quantile, then the 95% one and the estimate for display.
+        zs = (*self.config.band_z, BOUND_Z, 0.0)
         log_e = np.full((self.filled, n_feat), -np.inf)
-        bound = np.zeros((self.filled, n_feat))
+        bound = np.zeros((len(zs), self.filled, n_feat))
         rows = np.zeros((self.filled, n_feat))
         for res in self.resolutions:
             c = res.cells(suffix)
             n = (c * res.mask).sum(axis=-1)
             rows = n
             log_e = np.logaddexp(log_e, res.log_evidence(c, n))
-            bound = np.maximum(bound, res.psi_lower(c, n))
+            bound = np.maximum(bound, res.psi_lower(c, n, zs))
         log_e = np.where(rows > 0, log_e - math.log(len(self.resolutions)), 0.0)
         best = np.argmax(log_e, axis=0) if self.filled else np.zeros(n_feat, dtype=int)
         cols = np.arange(n_feat)
         bands = np.array(self.config.bands, dtype=np.float64)
         # The effect is judged on the segment with the most evidence only: over every
         # segment and read, chance would carry some bound over a band it is under.
-        lower = bound[best, cols] if self.filled else np.zeros(n_feat)
+        effect = bound[:, best, cols] if self.filled else np.zeros((len(zs), n_feat))
         top = np.maximum(log_e[best, cols], 0.0) if self.filled else np.zeros(n_feat)
-        band_e = np.where(lower[None, :] >= bands[:, None] - 1e-12, top[None, :], 0.0)
+        band_e = np.where(effect[:len(bands)] >= bands[:, None] - 1e-12, top[None, :], 0.0)
         return EvidenceReport(
             start_points=k,
             blocks=self.filled,
             rows=rows[-1] if self.filled else np.zeros(n_feat),
             log_evidence=top,
             segment_rows=rows[best, cols] if self.filled else np.zeros(n_feat),
-            psi_lower=lower,
+            psi_lower=effect[-2],
+            psi_estimate=effect[-1],
             band_evidence=np.maximum(band_e, 0.0),
         )

@@ -99,6 +99,30 @@ def test_a_small_sample_inflated_psi_is_no_evidence_for_a_band():
     assert report.evidence.psi_lower[0] < 0.1 and report.evidence.band_evidence[0][0] == 0
 
 
+def widen(eng, rng, blocks, per_block, scale):
+    for _ in range(blocks):
+        cols = rows(rng, per_block)
+        cols["x"] = cols["x"] * scale
+        eng.observe(cols, per_block)
+        eng.next_block()
+
+
+@pytest.mark.parametrize("scale, warn", [(1.3, True), (1.2, False)])
+def test_warn_is_read_on_the_estimate_and_fail_on_the_bound(scale, warn):
+    # x's spread times 1.3 is a PSI of about 0.11, just over warn (0.1): a 95% bound
+    # would need about 12,000 rows to clear it, the estimate a few thousand. Times 1.2
+    # is about 0.05, under warn however many rows come.
+    eng, rng = engine(6)
+    feed(eng, rng, 10, 50)
+    widen(eng, rng, 100, 50, scale)  # 5,000 rows since the change
+    report = eng.evidence.evaluate()
+    limit = threshold(eng.evidence)
+    assert report.log_evidence[0] >= limit  # a change either way
+    assert bool(report.band_evidence[0][0] >= limit) is warn
+    assert report.band_evidence[1][0] == 0  # far under fail
+    assert report.psi_lower[0] < 0.1 <= report.psi_estimate[0] if warn else report.psi_estimate[0] < 0.1
+
+
 def test_new_categories_and_missing_values_are_found():
     eng, rng = engine(3)
     feed(eng, rng, 20, 50)
@@ -128,7 +152,8 @@ def test_the_report_and_document_carry_the_evidence():
     assert doc["sequential"] == {"start_points": 240, "blocks": 4, "block_seconds": 5.0, "horizon_seconds": 1200.0,
                                  "rows": 90}
     ev = doc["features"][0]["evidence"]
-    assert set(ev) == {"nats", "segment_rows", "psi_lower", "warn", "alarm"}
+    assert set(ev) == {"nats", "segment_rows", "psi_lower", "psi_estimate", "warn", "alarm"}
+    assert ev["psi_estimate"] >= ev["psi_lower"]
     assert ev["warn"] >= ev["alarm"] >= 0  # evidence for the higher band is never more
 
 
@@ -143,7 +168,8 @@ def test_coarse_groups_merge_the_ordered_bins_only():
 
 
 @pytest.mark.parametrize("bad", [dict(block_seconds=0), dict(horizon_seconds=1, block_seconds=5),
-                                 dict(bands=(float("nan"),))])
+                                 dict(bands=(float("nan"),)), dict(band_z=(0.0,)),
+                                 dict(band_z=(0.0, -1.0))])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         EvidenceConfig(**bad)
