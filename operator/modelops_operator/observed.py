@@ -1,0 +1,31 @@
+"""What the operator saw of a ModelDeployment's children, as the planner's input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model_source import ResolverResult
+from .routers.gateway_readiness import GatewayState, RouteState
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    replicas: int  # spec.replicas of its Deployment
+    ready: int
+    fetch_error: str | None = None  # why a pod's model fetch failed (its init container's message)
+
+
+@dataclass(frozen=True)
+class Observed:
+    revisions: dict[str, RevisionState] = field(default_factory=dict)
+    route: RouteState | None = None  # the HTTPRoute as the gateways reported on it
+    gateways: tuple[GatewayState, ...] | None = None  # its parent Gateways; None: not read
+    resolvers: dict[str, ResolverResult] = field(default_factory=dict)  # finished resolver pods by name
+
+    def ready(self, revision: str | None) -> int:
+        state = self.revisions.get(revision) if revision else None
+        return state.ready if state else 0
+
+    def replicas(self, revision: str | None) -> int:
+        state = self.revisions.get(revision) if revision else None
+        return state.replicas if state else 0
