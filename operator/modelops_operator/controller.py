@@ -18,9 +18,13 @@ from datetime import datetime, timezone
 
 from .analysis import AnalysisRequest, Analyzer, CheckResult, Result, Verdict
 from .config import OperatorConfig
+from .hook_runner import HookRunner
+from .hooks import HOOK_ID_LABEL, job_result
 from .kube import Conflict, KubeApi, MissingApi, Throttled
 from .model_source import RESOLVER_LABEL, ResolverResult, fetch_error, resolver_result
 from .naming import LABEL_MD, LABEL_REVISION, deployment_name, profile_configmap_name
+from .notifications import NotificationError, parse_notifications
+from .notifier import Notifier
 from .planner import Observed, RevisionState, plan
 from .routers.gateway_readiness import GatewayState, RouteState, gateway_state, parent_key, route_state
 
@@ -125,9 +129,12 @@ class NoProvider:
 
 class Controller:
     def __init__(self, api: KubeApi, config: OperatorConfig, analyzer: Analyzer | None = None,
-                 workers: int = 32, clock=lambda: datetime.now(timezone.utc)):
+                 workers: int = 32, clock=lambda: datetime.now(timezone.utc), may_write=lambda: True):
         self.api, self.config, self.analyzer = api, config, analyzer or NoProvider()
         self.workers, self.clock = workers, clock
+        # A fence: while it says no (a leader whose Lease renewal is overdue), no pass starts.
+        self.may_write = may_write
+        self.started_at: float | None = None
         self.queue = WorkQueue()
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
@@ -145,6 +152,13 @@ class Controller:
         self.tasks: list[asyncio.Task] = []
         self.background: set[asyncio.Task] = set()
         self.announcing = asyncio.Semaphore(2)
+        self.hooks = HookRunner(self._wake)
+        self.job_results: dict[Key, dict[str, tuple[str, str]]] = defaultdict(dict)  # hook run id -> result
+        self.notifier = Notifier()
+
+    def _wake(self, key: Key) -> None:
+        if key in self.bodies:
+            self.queue.add(key)
 
     # --- watch events ----------------------------------------------------------------
     def observe_model_deployment(self, event_type: str, body: dict) -> None:
@@ -156,6 +170,8 @@ class Controller:
             self.resolvers.pop(key, None)
             self.fetch_errors.pop(key, None)
             self.announced.pop(key, None)
+            self.job_results.pop(key, None)
+            self.hooks.ensure(key, [])
             self.queue.forget(key)
             return
         old = self.bodies.get(key)
@@ -233,6 +249,22 @@ class Controller:
         if changed and key in self.bodies:
             self.queue.add(key)
 
+    def observe_job(self, event_type: str, body: dict) -> None:
+        """A Job hook's Job: its result, once it has one."""
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        md, hook_id = labels.get(LABEL_MD), labels.get(HOOK_ID_LABEL)
+        if not md or not hook_id:
+            return
+        key = (meta["namespace"], md)
+        result = None if event_type == "DELETED" else job_result(body)
+        results = self.job_results[key]
+        if result is None or results.get(hook_id) == result:
+            return  # a deleted Job's result is in status already, or it is still running
+        results[hook_id] = result
+        if key in self.bodies:
+            self.queue.add(key)
+
     def _observed_revisions(self, key: Key) -> dict[str, RevisionState]:
         revisions = dict(self.children.get(key, {}))
         for rev, errors in (self.fetch_errors.get(key) or {}).items():
@@ -281,20 +313,34 @@ class Controller:
 
     # --- workers ---------------------------------------------------------------------
     def start(self) -> None:
+        """Starts the workers. Whatever the watches delivered before is queued already
+        (every ModelDeployment seen is), so a standby that becomes the leader passes over
+        every ModelDeployment at once."""
+        self.started_at = asyncio.get_running_loop().time()
         self.tasks = [asyncio.create_task(self._work(), name=f"reconcile-{i}") for i in range(self.workers)]
 
     async def stop(self) -> None:
         for task in [*self.tasks, *self.background]:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.background, return_exceptions=True)
+        await self.hooks.close()
+        await self.notifier.close()
         self.api.close()
 
     async def _work(self) -> None:
         while True:
             key = await self.queue.get()
+            if not self.may_write():
+                self.queue.done(key)
+                self.queue.add(key, 1.0)
+                continue
             try:
                 delay = await self.reconcile(key)
                 self.failures.pop(key, None)
+                if self.started_at is not None:
+                    log.info("first pass done (%s/%s) %.3fs after the workers started", *key,
+                             asyncio.get_running_loop().time() - self.started_at)
+                    self.started_at = None
             except Throttled as err:
                 delay = err.retry_after
             except Conflict:
@@ -326,7 +372,8 @@ class Controller:
                 async with self.announcing:
                     if defer and not self.queue.is_calm():
                         continue  # a burst began while this one waited for its turn
-                    await self.api.announce(body, transition)
+                    if await self.api.announce(body, transition):
+                        self._notify(body, transition)
                     break
         except Exception as err:  # noqa: BLE001 - retried by the next pass
             log.warning("announcing %s for %s/%s failed: %s", transition["reason"], *key, err)
@@ -334,6 +381,16 @@ class Controller:
                 del self.announced[key]
             if key in self.bodies:
                 self.queue.add(key, 1.0)
+
+    def _notify(self, body: dict, transition: dict) -> None:
+        """Only the process whose Event for the transition was new sends its
+        notifications, so none is sent twice, also across restarts."""
+        try:
+            webhooks = parse_notifications((body.get("spec") or {}).get("notifications"))
+        except NotificationError:
+            return  # the spec is marked InvalidSpec; nothing to send to
+        if webhooks:
+            self.notifier.send(body, transition, webhooks)
 
     async def _analyse(self, request: AnalysisRequest) -> Verdict:
         try:
@@ -359,7 +416,8 @@ class Controller:
             await self._announce(key, body, recorded)
         observed = Observed(self._observed_revisions(key), self.routes.get(key),
                             await self.gateways_of(key[0], body.get("spec") or {}),
-                            {n: r for n, r in self.resolvers.get(key, {}).items() if r is not None})
+                            {n: r for n, r in self.resolvers.get(key, {}).items() if r is not None},
+                            {**self.hooks.results_for(key), **self.job_results.get(key, {})})
         now = self.clock()
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:
@@ -374,6 +432,9 @@ class Controller:
             nonlocal body
             if p.status != (body.get("status") or {}):
                 written = await self.api.write_status(body, p.status)
+                if p.transition is not None:
+                    log.info("%s/%s: %s (transition %d)", *key, p.status["transition"]["reason"],
+                             p.status["transition"]["seq"])
                 body = copy.deepcopy(body)
                 body["status"] = p.status
                 body["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
@@ -412,6 +473,8 @@ class Controller:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
         if p.resolver is not None or self.resolvers.get(key):
             await self._resolver_pods(key, p.resolver)
+        # The planner lists the HTTP hooks still to answer; what it recorded is forgotten.
+        self.hooks.ensure(key, p.hook_calls)
 
         # 3. The transition is announced once, also if a restart came in between. The
         # Event is off the critical path: the next pass re-announces it if this fails.

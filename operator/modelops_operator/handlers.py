@@ -2,10 +2,15 @@
 
 Only event handlers are used: kopf then puts no finalizer and no annotation on the
 ModelDeployment, so the user's object is never edited and GitOps tools see no drift.
-Children are deleted by the garbage collector through their ownerReferences."""
+Children are deleted by the garbage collector through their ownerReferences.
+
+With leader election on, every replica watches (so its cache is warm), but only the
+one holding the Lease starts the controller's workers; it exits when it loses the
+Lease (leadership.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -18,6 +23,7 @@ from .analysis.runner import ProviderAnalyzer
 from .config import OperatorConfig
 from .controller import Controller
 from .kube import KubeApi, load_config
+from .leadership import ElectionConfig, LeaderElector
 from .model_source import SOURCE_LABEL
 from .naming import LABEL_MANAGED_BY
 
@@ -61,17 +67,46 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     load_config()
     config = OperatorConfig.from_env()
     analyzer = ANALYZER_FACTORY(config)
-    controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "32")))
+    election = getattr(memo, "election", None) or ElectionConfig.from_env()
+    elector = LeaderElector(election) if election.enabled else None
+    controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "32")),
+                            may_write=elector.valid if elector else (lambda: True))
+    memo.controller, memo.elector = controller, elector
+    if elector is None:
+        controller.start()
+        log.info("%s started", MANAGER)
+        return
+    elector.start()
+    memo.leading = asyncio.create_task(_lead(controller, elector), name="lead")
+    log.info("%s started as %s; the controller starts once it leads on Lease %s/%s", MANAGER, election.identity,
+             election.lease_namespace, election.lease_name)
+
+
+async def _lead(controller: Controller, elector: LeaderElector) -> None:
+    """Watch events fill the controller's cache and queue meanwhile; nothing is written."""
+    await elector.wait_leading()
     controller.start()
-    memo.controller = controller
-    log.info("%s started", MANAGER)
+    log.info("%s leads: the controller started", elector.config.identity)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_):
+    leading = getattr(memo, "leading", None)
+    if leading:
+        leading.cancel()
     controller = getattr(memo, "controller", None)
     if controller:
         await controller.stop()
+    elector = getattr(memo, "elector", None)
+    if elector:
+        # Hand the Lease over only once no request of the workers is in flight; if one
+        # hangs, the standby waits for the Lease to expire instead.
+        try:
+            await asyncio.wait_for(asyncio.to_thread(controller.api.pool.shutdown, True), 5)
+        except asyncio.TimeoutError:
+            log.warning("requests still in flight: the Lease is left to expire")
+            return
+        await elector.release()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -24,8 +24,10 @@ def install_chart(cluster, namespace: str, release: str, *args: str) -> None:
 class OperatorProcess:
     """`modelops-operator --namespace NS` as a subprocess; kill -9 and start again."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, prometheus_url: str):
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, prometheus_url: str,
+                 extra_args: tuple[str, ...] = ()):
         self.kubeconfig, self.namespace, self.log_path = kubeconfig, namespace, log_path
+        self.extra_args = tuple(extra_args)
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_PROMETHEUS_URL": prometheus_url,
                     "MODELOPS_RESYNC_SECONDS": "5", "MODELOPS_LOG_LEVEL": "info"}
         self.proc: subprocess.Popen | None = None
@@ -36,7 +38,8 @@ class OperatorProcess:
         log = open(self.log_path, "a")
         log.write(f"\n===== start {self.starts} =====\n")
         log.flush()
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelops_operator.main", "--namespace", self.namespace],
+        self.proc = subprocess.Popen([sys.executable, "-m", "modelops_operator.main", "--namespace", self.namespace,
+                                      *self.extra_args],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 

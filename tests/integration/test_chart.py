@@ -82,7 +82,7 @@ def test_pod_proxy_access_is_granted_only_when_asked_for(tools):
 
 def test_watch_namespaces_binds_per_namespace(tools):
     objs = render(tools, "--set", "watchNamespaces={ml,fraud}")
-    bindings = by_kind(objs, "RoleBinding")
+    bindings = [b for b in by_kind(objs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["fraud", "ml"]
     # Only the read-only discovery role stays cluster-wide.
     assert [b["roleRef"]["name"] for b in by_kind(objs, "ClusterRoleBinding")] == ["modelops-operator-discovery"]
@@ -105,7 +105,9 @@ def test_optional_service_monitor_and_dashboard(tools):
     ("watchNamespaces={Bad_NS}", "watchNamespaces"),
     ("prometheus.url=prometheus:9090", "prometheus.url"),
     ("image.pullPolicy=Sometimes", "image.pullPolicy"),
-    ("replicas=3", "replicas"),
+    ("replicas=0", "replicas"),
+    ("leaderElection.leaseDuration=-1", "leaseDuration"),
+    ("podDisruptionBudget.enabled=yes", "enabled"),
     ("monitorAccess=sidecar", "monitorAccess"),
 ])
 def test_values_schema_rejects_bad_values(tools, setting, field):
@@ -113,3 +115,51 @@ def test_values_schema_rejects_bad_values(tools, setting, field):
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert field.split(".")[-1] in result.stderr, result.stderr
+
+
+def test_two_replicas_elect_a_leader_on_a_lease(tools):
+    objs = render(tools)
+    (deploy,) = by_kind(objs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"  # only the leader writes, so overlap is safe
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert "--leader-elect" in args and "--lease-name=modelops-operator" in args
+    assert {"--lease-duration=15", "--renew-deadline=10", "--retry-period=2"} <= set(args)  # client-go's defaults
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
+    (pdb,) = by_kind(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("args", [(), ("--set", "watchNamespaces={ml,fraud}")])
+def test_the_lease_is_the_only_namespaced_grant_of_its_own(tools, args):
+    objs = render(tools, *args)
+    (role,) = [r for r in by_kind(objs, "Role") if r["metadata"]["name"].endswith("leader-election")]
+    assert role["metadata"]["namespace"] == "modelops"  # the operator's own, whatever it watches
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["modelops-operator"],
+         "verbs": ["get", "update"]},
+    ]
+    (binding,) = [b for b in by_kind(objs, "RoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]]
+    assert binding["metadata"]["namespace"] == "modelops" and binding["roleRef"]["kind"] == "Role"
+    # No cluster-wide role grants anything on Leases.
+    assert not any("leases" in rule["resources"] for r in by_kind(objs, "ClusterRole") for rule in r["rules"])
+
+
+def test_leader_election_settings_and_switching_it_off(tools):
+    objs = render(tools, "--set", "leaderElection.leaseDuration=30", "--set", "leaderElection.leaseName=ops-lease",
+                  "--set", "replicas=3")
+    (deploy,) = by_kind(objs, "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--lease-duration=30" in args and "--lease-name=ops-lease" in args
+    assert deploy["spec"]["replicas"] == 3
+    off = render(tools, "--set", "leaderElection.enabled=false", "--set", "replicas=1")
+    (deploy,) = by_kind(off, "Deployment")
+    assert "--no-leader-elect" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not by_kind(off, "PodDisruptionBudget")  # it would block every drain of a single replica
+    assert not [r for r in by_kind(off, "Role") if "leader" in r["metadata"]["name"]]
+    two = helm(tools, "template", "modelops", str(CHART), "--set", "leaderElection.enabled=false", check=False)
+    assert two.returncode != 0 and "needs leaderElection.enabled" in two.stderr

@@ -4,6 +4,7 @@ Every check is made with the ServiceAccount's own token against the real API
 server's RBAC authorizer: real requests where they are cheap, and
 SelfSubjectAccessReviews (kubectl auth can-i) for the rest of the matrix."""
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -42,6 +43,7 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("create", "events.events.k8s.io", "ns"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
     ("watch", "namespaces", "cluster"),
+    ("create", "leases.coordination.k8s.io", "ns"),  # leader election, in its own namespace
 ]
 REFUSED = [  # what it must never be able to do
     ("get", "secrets", "ns"),
@@ -67,6 +69,11 @@ REFUSED = [  # what it must never be able to do
     ("patch", "gateways.gateway.networking.k8s.io", "ns"),
     ("patch", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", "cluster"),
+    ("list", "leases.coordination.k8s.io", "ns"),
+    ("delete", "leases.coordination.k8s.io", "ns"),
+    ("patch", "leases.coordination.k8s.io", "ns"),
+    ("create", "leases.coordination.k8s.io", "all"),  # not outside its own namespace
+    ("get", "leases.coordination.k8s.io", "ns"),  # only its own Lease, by name (below)
 ]
 
 
@@ -135,3 +142,25 @@ def test_watch_namespaces_limits_the_reach(cluster, crd, namespace):
     finally:
         cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_leader_election_lease_as_the_operator(cluster, namespace, operator_kubeconfig):
+    """The operator reads, creates and updates its one Lease, and no other."""
+    def lease(name, holder):
+        return json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}})
+
+    created = as_operator(cluster, operator_kubeconfig, "create", "-f", "-", input=lease(SA, "a"))
+    assert created.returncode == 0, created.stderr
+    got = as_operator(cluster, operator_kubeconfig, "get", "lease", SA, "-n", namespace, "-o", "json")
+    assert got.returncode == 0 and json.loads(got.stdout)["spec"]["holderIdentity"] == "a"
+    replaced = as_operator(cluster, operator_kubeconfig, "replace", "-f", "-", input=lease(SA, "b"))
+    assert replaced.returncode == 0, replaced.stderr
+    other = as_operator(cluster, operator_kubeconfig, "get", "lease", "kube-controller-manager", "-n", "kube-system")
+    assert other.returncode != 0 and "Forbidden" in other.stderr
+    assert as_operator(cluster, operator_kubeconfig, "delete", "lease", SA, "-n", namespace).returncode != 0
+    for verb in ("get", "update"):
+        allowed = as_operator(cluster, operator_kubeconfig, "auth", "can-i", verb, f"leases.coordination.k8s.io/{SA}",
+                              "-n", namespace)
+        assert allowed.stdout.strip() == "yes", verb
