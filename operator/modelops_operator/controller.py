@@ -139,6 +139,7 @@ class Controller:
         self.bodies: dict[Key, dict] = {}
         self.children: dict[Key, dict[str, RevisionState]] = defaultdict(dict)
         self.routes: dict[Key, RouteState] = {}
+        self.autoscalers: dict[Key, set[str]] = defaultdict(set)  # names of the HPAs that exist
         # Resolver pods by name (None while they run), and model pods' fetch failures
         # by revision and pod: what the planner needs of the pods, nothing more.
         self.resolvers: dict[Key, dict[str, ResolverResult | None]] = defaultdict(dict)
@@ -167,6 +168,7 @@ class Controller:
             self.bodies.pop(key, None)
             self.children.pop(key, None)
             self.routes.pop(key, None)
+            self.autoscalers.pop(key, None)
             self.resolvers.pop(key, None)
             self.fetch_errors.pop(key, None)
             self.announced.pop(key, None)
@@ -219,6 +221,27 @@ class Controller:
             if self.routes.get(key) == state:
                 return
             self.routes[key] = state
+        if key in self.bodies:
+            self.queue.add(key)
+
+    def observe_autoscaler(self, event_type: str, body: dict) -> None:
+        """HorizontalPodAutoscalers the operator made: only whether each exists matters
+        (the planner deletes those no track needs); their status updates need no pass."""
+        meta = body["metadata"]
+        md = (meta.get("labels") or {}).get(LABEL_MD)
+        if not md:
+            return
+        key = (meta["namespace"], md)
+        names = self.autoscalers[key]
+        if event_type == "DELETED":
+            if meta["name"] not in names:
+                return
+            names.discard(meta["name"])
+            self.applied.pop(("HorizontalPodAutoscaler", meta["namespace"], meta["name"]), None)
+        elif meta["name"] in names:
+            return
+        else:
+            names.add(meta["name"])
         if key in self.bodies:
             self.queue.add(key)
 
@@ -414,11 +437,12 @@ class Controller:
         if recorded and self.announced.get(key) != recorded["seq"]:
             self.announced[key] = recorded["seq"]
             await self._announce(key, body, recorded)
-        observed = Observed(self._observed_revisions(key), self.routes.get(key),
-                            await self.gateways_of(key[0], body.get("spec") or {}),
-                            {n: r for n, r in self.resolvers.get(key, {}).items() if r is not None},
-                            {**self.hooks.results_for(key), **self.job_results.get(key, {})})
+        observed = Observed(revisions=self._observed_revisions(key), route=self.routes.get(key),
+                            gateways=await self.gateways_of(key[0], body.get("spec") or {}),
+                            resolvers={n: r for n, r in self.resolvers.get(key, {}).items() if r is not None},
+                            hook_results={**self.hooks.results_for(key), **self.job_results.get(key, {})})
         now = self.clock()
+        observed = dataclasses.replace(observed, autoscalers=frozenset(self.autoscalers.get(key, ())))
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:
             verdict = await self._analyse(p.analysis)
@@ -469,6 +493,10 @@ class Controller:
             await self.api.delete_deployment(key[0], deployment_name(key[1], rev))
             await self.api.delete_configmap(key[0], profile_configmap_name(key[1], rev))
             self.applied = {r: d for r, d in self.applied.items() if not r[2].startswith(deployment_name(key[1], rev))}
+        for name in p.unscaled:
+            # No track needs it (autoscaling off, or its revision is gone or sized by the operator).
+            await self.api.delete_autoscaler(key[0], name)
+            self.applied.pop(("HorizontalPodAutoscaler", key[0], name), None)
         if missing:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
         if p.resolver is not None or self.resolvers.get(key):

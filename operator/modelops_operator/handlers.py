@@ -24,6 +24,7 @@ from .config import OperatorConfig
 from .controller import Controller
 from .kube import KubeApi, load_config
 from .leadership import ElectionConfig, LeaderElector
+from .hooks import HOOK_ID_LABEL
 from .model_source import SOURCE_LABEL
 from .naming import LABEL_MANAGED_BY
 
@@ -124,9 +125,19 @@ async def route_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_route(event["type"], event["object"])
 
 
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL_MANAGED_BY: MANAGER})
+async def autoscaler_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_autoscaler(event["type"], event["object"])
+
+
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGER, SOURCE_LABEL: kopf.PRESENT})
 async def pod_event(event, memo: kopf.Memo, **_):
     memo.controller.observe_pod(event["type"], event["object"])
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER, HOOK_ID_LABEL: kopf.PRESENT})
+async def job_event(event, memo: kopf.Memo, **_):
+    memo.controller.observe_job(event["type"], event["object"])
 
 
 @kopf.on.probe(id="queue")

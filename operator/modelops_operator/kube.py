@@ -26,7 +26,9 @@ RESOURCES = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
     ("v1", "Pod"): ("/api/v1", "pods"),  # resolver pods only; model pods come from Deployments
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),  # Job hooks
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
 }
 
 
@@ -133,6 +135,14 @@ class KubeApi:
             if err.status != 404:
                 raise
 
+    async def delete_autoscaler(self, namespace: str, name: str) -> None:
+        path = f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{name}"
+        try:
+            await self._run(self._raw, "DELETE", path, None)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         try:
             await self._run(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
@@ -157,9 +167,10 @@ class KubeApi:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/{PLURAL}/{meta['name']}/status"
         return await self._run(self._raw, "PUT", path, obj)
 
-    async def announce(self, body: dict, transition: dict) -> None:
+    async def announce(self, body: dict, transition: dict) -> bool:
         """One Event per transition. Its name derives from the transition's sequence
-        number, so announcing again after a restart is a no-op (409)."""
+        number, so announcing again after a restart is a no-op (409): False then,
+        True when this call created it."""
         meta = body["metadata"]
         name = f"{meta['name']}.{meta['uid'][:8]}.{int(transition['seq']):06d}"
         when = transition.get("time") or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -176,7 +187,8 @@ class KubeApi:
         try:
             await self._run(self._raw, "POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
         except Conflict:
-            pass  # already announced
+            return False  # already announced
+        return True
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

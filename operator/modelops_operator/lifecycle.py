@@ -9,13 +9,15 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from . import autoscaling
 from .analysis import AnalysisRequest, Decision, Result, Verdict, drift_alarm, gate
 from .children import model_deployment, profile_configmap
+from . import hooks as hook_gate
 from .model_source import model_summary
 from .naming import CANDIDATE, STABLE
 from .observed import Observed, RevisionState
 from .routers import Traffic, router_for
-from .routers.base import candidate_share
+from .routers.base import Capacity, candidate_share
 from .routers.gateway_readiness import Readiness, missing_features, route_readiness
 from .spec import Spec
 from .status import add_history, condition, parse_ts, set_condition, ts
@@ -66,10 +68,17 @@ class Rollout:
         self.desired: dict[str, int] = {}  # revision -> replicas the plan gives it
         self.refusal: Readiness | None = None  # why the new revision's rollout was not started
         self.why_new = "spec.model changed"  # what starts a rollout of a new revision
+        self.unscaled: list[str] = []  # HPAs that exist and must not (autoscaling.py)
+        self.hook_calls: list[dict] = []  # HTTP hooks that must be running (the controller calls them)
+        self.hook_jobs: list[dict] = []  # Jobs that Job hooks run
+        self.waiting_for: list[str] = []  # hooks a stage change now waits on
 
     # --- bookkeeping ---------------------------------------------------------------
     def move(self, reason: str, message: str, warning: bool = False) -> None:
         assert self.transition is None, "one transition per plan"
+        if self.waiting_for:
+            message += f"; first waiting for hook{'s' if len(self.waiting_for) > 1 else ''} " \
+                       f"{', '.join(self.waiting_for)}"
         self.transition = record_transition(self.st, reason, message, warning, self.now)
 
     def handled(self, command: str) -> None:
@@ -91,9 +100,117 @@ class Rollout:
         started = parse_ts(self.st.get(key))
         return (self.now - started).total_seconds() if started else 0.0
 
-    def set_stage(self, stage: str) -> None:
+    def set_stage(self, stage: str, points: tuple[str, ...] | None = None) -> None:
+        """Enters a stage, unless hooks must pass first: a weighted step's Scaling runs
+        BeforeStep hooks, Promoting runs BeforePromotion ones (`points` overrides)."""
+        if points is None:
+            stepped = stage == "Scaling" and int(self.st.get("stepCount") or 0) > 0
+            points = ("BeforeStep",) if stepped else ("BeforePromotion",) if stage == "Promoting" else ()
+        gate = [h for h in self.spec.hooks if h.at in points]
+        if gate:
+            self.enter_hooks(stage, gate)
+            return
         self.st["stage"] = stage
         self.st["stageStartedAt"] = ts(self.now)
+
+    # --- hooks ---------------------------------------------------------------------
+    def add_hook_runs(self, hooks, step: int, revision: str) -> list[str]:
+        """Records a run of each hook for this rollout (its start and candidate) and
+        step; returns their ids."""
+        records = self.st.setdefault("hooks", [])
+        known = {r["id"] for r in records}
+        rollout = f"{self.st.get('rolloutStartedAt')}|{revision}"
+        ids = []
+        for h in hooks:
+            hid = hook_gate.run_id(rollout, h.at, step, h.name)
+            ids.append(hid)
+            if hid not in known:
+                records.append({"id": hid, "name": h.name, "at": h.at, "step": step, "kind": h.kind,
+                                "phase": hook_gate.RUNNING, "message": "", "startedAt": ts(self.now)})
+        return ids
+
+    def enter_hooks(self, then: str, gate) -> None:
+        step = int(self.st.get("currentStep", 0))
+        ids = self.add_hook_runs(gate, step, self.st["candidate"]["revision"])
+        self.st["stage"] = "Hooks"
+        self.st["stageStartedAt"] = ts(self.now)
+        self.st["hookGate"] = {"then": then, "ids": ids}
+        self.waiting_for = [h.name for h in gate]
+
+    def update_hooks(self) -> None:
+        """Brings every unfinished run's record up to date from what the controller saw,
+        and fails those past their deadline."""
+        by_name = {h.name: h for h in self.spec.hooks}
+        for rec in self.st.get("hooks") or []:
+            if rec["phase"] in hook_gate.FINISHED:
+                continue
+            hook = by_name.get(rec["name"])
+            result = self.observed.hook_results.get(rec["id"])
+            if hook is None:
+                result = (hook_gate.FAILED, "the hook was removed from spec.hooks")
+            elif (result is None or result[0] == hook_gate.PENDING) and \
+                    (self.now - parse_ts(rec["startedAt"])).total_seconds() > hook.deadline:
+                result = (hook_gate.FAILED, f"no result within its deadline of {hook.deadline:g}s")
+            if result is None:
+                continue
+            rec["message"] = result[1][:512]
+            if result[0] in hook_gate.FINISHED:
+                rec.update(phase=result[0], finishedAt=ts(self.now))
+
+    def pending_hooks(self) -> None:
+        """What must still run: the Job or the call of every unfinished run."""
+        by_name = {h.name: h for h in self.spec.hooks}
+        cand = self.st.get("candidate") or {}
+        stable = self.st.get("stable") or {}
+        for rec in self.st.get("hooks") or []:
+            hook = by_name.get(rec["name"])
+            if rec["phase"] in hook_gate.FINISHED or hook is None:
+                continue
+            context = {"namespace": self.meta["namespace"], "name": self.meta["name"], "hook": rec["name"],
+                       "at": rec["at"], "id": rec["id"], "step": rec["step"],
+                       "stable_revision": stable.get("revision", ""), "stable_version": stable.get("version", ""),
+                       "candidate_revision": rec.get("revision") or cand.get("revision", ""),
+                       "candidate_version": rec.get("version") or cand.get("version", ""),
+                       "candidate_weight": (self.st.get("weights") or {}).get("candidate", 0)}
+            if rec.get("outcome"):
+                context["outcome"] = rec["outcome"]
+            if hook.kind == "job":
+                self.hook_jobs.append(hook_gate.job_object(self.meta, self.spec.model, hook, rec["id"], context))
+            else:
+                self.hook_calls.append({"id": rec["id"], "hook": hook, "context": context})
+            self.wake_in(hook_gate.POLL_SECONDS)
+
+    def hooks(self) -> None:
+        """The Hooks stage: the gate's hooks decide whether the stage after it begins."""
+        gate = self.st.get("hookGate") or {}
+        records = {r["id"]: r for r in self.st.get("hooks") or []}
+        runs = [records[i] for i in gate.get("ids", []) if i in records]
+        failed = [r for r in runs if r["phase"] == hook_gate.FAILED]
+        if failed:
+            r = failed[0]
+            self.rollback("HookFailed", f"hook {r['name']} ({r['at']}) failed: {r['message']}")
+            return
+        if all(r["phase"] == hook_gate.SUCCEEDED for r in runs):
+            self.pass_hooks(f"hook{'s' if len(runs) > 1 else ''} {', '.join(r['name'] for r in runs)} passed")
+
+    def pass_hooks(self, why: str) -> None:
+        gate = self.st.pop("hookGate", {})
+        then = gate.get("then", "Scaling")
+        for rec in self.st.get("hooks") or []:
+            if rec["id"] in gate.get("ids", []) and rec["phase"] not in hook_gate.FINISHED:
+                rec.update(phase=hook_gate.SKIPPED, message=why, finishedAt=ts(self.now))
+        self.set_stage(then, points=())
+        step = f"step {int(self.st.get('currentStep', 0)) + 1}/{self.st['stepCount']}" \
+            if then == "Scaling" and self.st.get("stepCount") else then.lower()
+        self.move("HooksPassed", f"{why}; going on to {step}")
+
+    def report_after_hooks(self) -> None:
+        """AfterRollout hooks gate nothing; a failed one is told once, as a warning."""
+        for rec in self.st.get("hooks") or []:
+            if rec["at"] == "AfterRollout" and rec["phase"] == hook_gate.FAILED and not rec.get("reported") \
+                    and self.transition is None:
+                rec["reported"] = True
+                self.move("HookFailed", f"hook {rec['name']} (AfterRollout) failed: {rec['message']}", warning=True)
 
     def traffic(self) -> Traffic:
         st = self.st
@@ -111,18 +228,47 @@ class Rollout:
             return now
         if stage == "Promoting":
             return Traffic(now.stable, now.candidate, 100)
+        if stage == "Hooks":
+            return now  # nothing moves while hooks decide
         return self.strategy.target(self, now)
 
     def set_weights(self, traffic: Traffic) -> None:
         """Records the traffic in effect: for replica ratios, the share the replica
         counts really give, not the step's nominal weight."""
         weight = traffic.weight
-        if self.router.name == "replicas" and traffic.candidate:
+        if self.router.name == "replicas" and traffic.candidate and self.spec.autoscaling:
+            sized = self.sized(traffic)
+            weight = autoscaling.share(sized.stable, sized.candidate)
+        elif self.router.name == "replicas" and traffic.candidate:
             weight = round(100 * candidate_share(self.spec.replicas, weight) / self.spec.replicas)
         if traffic.experiment:
             ab = self.spec.ab_test
             weight = int(ab["split"]["candidateWeight"]) if "split" in ab else 0
         self.st["weights"] = {"stable": 100 - weight, "candidate": weight, "mirror": traffic.mirror}
+
+    def sized(self, target: Traffic) -> autoscaling.Sizes:
+        """The tracks' sizes under spec.autoscaling (see autoscaling.py)."""
+        spec = self.spec
+        base = self.router.capacity(spec, target, self.observed.ready(target.candidate))
+        return autoscaling.sizes(spec.autoscaling, self.router.name, spec.replicas, bool(target.candidate),
+                                 target.weight, self.observed.replicas(target.stable),
+                                 self.observed.replicas(target.candidate), base.candidate)
+
+    def reached(self, target: Traffic) -> bool:
+        """Whether the target's replicas are ready; autoscaled, the stable is never
+        shrunk, so only the candidate's ready pods count."""
+        if self.spec.autoscaling:
+            return self.observed.ready(target.candidate) >= self.sized(target).candidate
+        return self.router.reached(self.spec, target, self.observed.replicas(target.stable),
+                                   self.observed.ready(target.candidate))
+
+    def serving_floor(self) -> int:
+        """Ready pods that make the stable fully available: spec.replicas, or, when
+        autoscaled, the size its HPA keeps it at."""
+        if not self.spec.autoscaling:
+            return self.spec.replicas
+        stable = (self.st.get("stable") or {}).get("revision")
+        return self.observed.replicas(stable) or self.spec.autoscaling.clamp(self.spec.replicas)
 
     def step_text(self) -> None:
         st = self.st
@@ -171,7 +317,9 @@ class Rollout:
         st.pop("lastVerdict", None)
         st.pop("abTest", None)
         st.pop("failedChecks", None)
-        self.set_stage("Scaling")
+        st.pop("hooks", None)
+        st.pop("hookGate", None)
+        self.set_stage("Scaling", ("BeforeRollout", "BeforeStep") if st["stepCount"] else ("BeforeRollout",))
         self.set_weights(Traffic(st["stable"]["revision"], revision, 0))
         self.move("RolloutStarted", f"{why}: rolling out {spec.model['name']} {spec.version} (revision {revision}) "
                                     f"with {spec.strategy}")
@@ -186,6 +334,12 @@ class Rollout:
         if cand.get("model"):
             entry["model"] = cand["model"]
         add_history(st, entry, self.spec.history_limit)
+        st.pop("hookGate", None)
+        after = [h for h in self.spec.hooks if h.at == "AfterRollout"]
+        if after and outcome != "Superseded":
+            for rec_id in self.add_hook_runs(after, 0, cand["revision"]):
+                rec = next(r for r in st["hooks"] if r["id"] == rec_id)
+                rec.update(revision=cand["revision"], version=cand.get("version", ""), outcome=outcome)
         if block:
             st["blockedRevision"] = cand["revision"]
         st["phase"] = phase
@@ -279,7 +433,7 @@ class Rollout:
         spec = self.spec
         target = self.target()
         cand = target.candidate
-        if not self.router.reached(spec, target, self.observed.replicas(target.stable), self.observed.ready(cand)):
+        if not self.reached(target):
             if self.since("stageStartedAt") > spec.progress_deadline:
                 self.rollback("ProgressDeadlineExceeded",
                               f"{self.observed.ready(cand)} candidate pods ready after "
@@ -308,8 +462,7 @@ class Rollout:
 
     def promoting(self) -> None:
         target = self.target()
-        if not self.router.reached(self.spec, target, self.observed.replicas(target.stable),
-                                   self.observed.ready(target.candidate)):
+        if not self.reached(target):
             if self.since("stageStartedAt") > self.spec.progress_deadline:
                 self.rollback("ProgressDeadlineExceeded", "the candidate did not reach full size in time")
             else:
@@ -331,6 +484,12 @@ class Rollout:
             self.st["phase"] = "Pending"
 
     def run(self) -> None:
+        self.update_hooks()
+        self.run_stage()
+        self.report_after_hooks()
+        self.pending_hooks()
+
+    def run_stage(self) -> None:
         st, spec = self.st, self.spec
         rev = spec.revision
         stable = st.get("stable")
@@ -368,6 +527,10 @@ class Rollout:
             if self.route_held():
                 return
             stage = st.get("stage", "Scaling")
+            if "promote" in self.commands and stage == "Hooks":
+                self.handled("promote")
+                self.pass_hooks("promoted by a person: hooks skipped")
+                return
             if "promote" in self.commands and stage not in ("Paused", "Promoting"):
                 self.handled("promote")
                 self.strategy.promote_now(self, stage)
@@ -381,13 +544,14 @@ class Rollout:
 
         # No rollout in flight.
         if rev == stable["revision"]:
-            if st.get("phase") != "Succeeded" and self.observed.ready(rev) >= spec.replicas:
+            floor = self.serving_floor()
+            if st.get("phase") != "Succeeded" and self.observed.ready(rev) >= floor:
                 first = st.get("phase") == "Progressing"
                 st["phase"] = "Succeeded"
                 st.pop("blockedRevision", None)
                 self.move("Available" if first else "Stable",
-                          f"{spec.version} ({rev}) serving with {spec.replicas} replicas")
-            elif self.observed.ready(rev) < spec.replicas:
+                          f"{spec.version} ({rev}) serving with {floor} replicas")
+            elif self.observed.ready(rev) < floor:
                 self.wake_in(WAIT_FOR_PODS)
             return
         if st.get("blockedRevision") == rev:
@@ -404,6 +568,13 @@ class Rollout:
         traffic = self.traffic()
         target = self.target() if traffic.candidate else traffic
         capacity = self.router.capacity(spec, target, self.observed.ready(traffic.candidate))
+        sized = self.sized(target) if spec.autoscaling else None
+        if sized is not None:
+            capacity = Capacity(sized.stable, sized.candidate)
+            if self.router.name == "replicas" and traffic.candidate and st.get("stage") not in ("Scaling", "Hooks"):
+                # The share the candidate holds as the stable's HPA scales it.
+                share = autoscaling.share(sized.stable, sized.candidate)
+                st["weights"] = {**st.get("weights", {}), "stable": 100 - share, "candidate": share}
         apply, scale = [], {}
         current = spec.revision
         stable_rev, cand_rev = traffic.stable, traffic.candidate
@@ -420,6 +591,15 @@ class Rollout:
                 # Another revision's pod template lives in its Deployment; only scale it.
                 scale[rev] = replicas
         apply.extend(self.router.objects(self.meta, spec, traffic))
+        apply.extend(self.hook_jobs)
+        hpas = []
+        if sized is not None:
+            tracks = [(track, rev, (st.get(key) or {}).get("version") or spec.version)
+                      for track, key, rev in ((STABLE, "stable", stable_rev), (CANDIDATE, "candidate", cand_rev)) if rev]
+            hpas = autoscaling.autoscalers(self.meta, spec.model["name"], spec.autoscaling, tracks, sized)
+            apply.extend(hpas)
+        wanted = {h["metadata"]["name"] for h in hpas}
+        self.unscaled = sorted(n for n in self.observed.autoscalers if n not in wanted)
 
         keep = {stable_rev, cand_rev}
         delete = []
@@ -452,9 +632,10 @@ class Rollout:
                 # so a new Deployment does not cost a second status write.
                 st[key]["replicas"] = self.desired.get(rev, self.observed.replicas(rev))
                 st[key]["readyReplicas"] = self.observed.ready(rev)
-        set_condition(st, "Available", ready >= spec.replicas,
-                      "MinimumReplicasAvailable" if ready >= spec.replicas else "ReplicasUnavailable",
-                      f"{ready} of {spec.replicas} replicas ready", now, generation)
+        floor = self.serving_floor()
+        set_condition(st, "Available", ready >= floor,
+                      "MinimumReplicasAvailable" if ready >= floor else "ReplicasUnavailable",
+                      f"{ready} of {floor} replicas ready", now, generation)
         phase = st.get("phase")
         if cand_rev:
             set_condition(st, "Progressing", True, "RolloutInProgress",

@@ -18,9 +18,12 @@ class RevisionState:
 @dataclass(frozen=True)
 class Observed:
     revisions: dict[str, RevisionState] = field(default_factory=dict)
+    # Names of its HorizontalPodAutoscalers that exist (keyword only: the fields above are given by position).
+    autoscalers: frozenset[str] = field(default=frozenset(), kw_only=True)
     route: RouteState | None = None  # the HTTPRoute as the gateways reported on it
     gateways: tuple[GatewayState, ...] | None = None  # its parent Gateways; None: not read
     resolvers: dict[str, ResolverResult] = field(default_factory=dict)  # finished resolver pods by name
+    hook_results: dict[str, tuple[str, str]] = field(default_factory=dict)  # hook run id -> (phase, message)
 
     def ready(self, revision: str | None) -> int:
         state = self.revisions.get(revision) if revision else None

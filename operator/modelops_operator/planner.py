@@ -30,11 +30,13 @@ class Plan:
     status: dict
     apply: list[dict] = field(default_factory=list)  # whole objects, server-side applied
     scale: dict[str, int] = field(default_factory=dict)  # revision -> replicas, other revisions
+    unscaled: list[str] = field(default_factory=list)  # HorizontalPodAutoscalers to delete, by name
     delete: list[str] = field(default_factory=list)  # revisions whose Deployments go
     transition: Transition | None = None
     analysis: AnalysisRequest | None = None  # a gate is due: call again with a verdict
     requeue_after: float | None = None
     resolver: dict | None = None  # the resolver pod that must exist (every other one goes)
+    hook_calls: list[dict] = field(default_factory=list)  # HTTP hooks to call until they answer
 
 
 def plan(meta: dict, raw_spec: dict, status: dict | None, observed: Observed, now: datetime,
@@ -85,9 +87,10 @@ def plan(meta: dict, raw_spec: dict, status: dict | None, observed: Observed, no
     if pin is not None and pin.wake is not None:
         rollout.wake_in(pin.wake)
     due = [d for d in rollout.due if d is not None]
-    return Plan(status=status, apply=apply, scale=scale, delete=delete, transition=rollout.transition,
+    return Plan(status=status, apply=apply, scale=scale, delete=delete, unscaled=rollout.unscaled,
+                transition=rollout.transition,
                 analysis=rollout.analysis, requeue_after=min(due) if due else None,
-                resolver=resolver if pin is not None else None)
+                resolver=resolver if pin is not None else None, hook_calls=rollout.hook_calls)
 
 
 def _invalid(status: dict, err: SpecError, now: datetime, generation) -> Plan:

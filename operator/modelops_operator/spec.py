@@ -17,8 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from .autoscaling import Autoscaling
 from .durations import parse_duration
+from .hooks import Hook, HookError, parse_hooks
 from .model_source import ModelSource, parse_source, pinned_revision
+from .notifications import NotificationError, Webhook, parse_notifications
 
 CRD_FILE = Path(__file__).with_name("crd.yaml")
 STRATEGY_BLOCKS = {"Canary": "canary", "BlueGreen": "blueGreen", "Shadow": "shadow", "ABTest": "abTest"}
@@ -118,6 +121,9 @@ class Spec:
     ab_deadline: float = 0.0  # seconds, ABTest only
     source: ModelSource | None = None  # s3:// or models:/, pinned before it is rolled out
     resolved: dict | None = None  # the pin (status.resolved) this Spec rolls out
+    autoscaling: Autoscaling | None = None  # spec.autoscaling; spec.replicas is then the starting size
+    hooks: tuple[Hook, ...] = ()
+    notifications: tuple[Webhook, ...] = ()
 
     def pinned(self, resolved: dict) -> "Spec":
         """This spec with its remote model pinned: the revision names the pinned bytes."""
@@ -256,6 +262,11 @@ def parse(raw_spec: dict) -> Spec:
         _duration(slo_latency, "spec.analysis.slo.maxLatencyP99")
     if an.get("quality") is not None:
         _quality(an, kind)
+    try:
+        hooks = parse_hooks(spec.get("hooks"))
+        notifications = parse_notifications(spec.get("notifications"))
+    except (HookError, NotificationError) as err:
+        raise SpecError(err.field, err.problem) from None
 
     return Spec(
         raw=spec,
@@ -276,6 +287,9 @@ def parse(raw_spec: dict) -> Spec:
         shadow_duration=shadow_duration,
         ab_deadline=ab_deadline,
         source=source,
+        autoscaling=_autoscaling(spec),
+        hooks=hooks,
+        notifications=notifications,
     )
 
 
@@ -293,6 +307,46 @@ def _quality(analysis: dict, strategy: str) -> None:
     if strategy not in STRATEGIES:
         raise SpecError("spec.analysis.quality", f"needs spec.strategy.type {' or '.join(STRATEGIES)}: under "
                         f"{strategy} the candidate's predictions do not reach clients, so no labels come back to it")
+
+
+def _autoscaling(spec: dict) -> Autoscaling | None:
+    """spec.autoscaling: a range and exactly one target; the CPU target needs a CPU
+    request on the model container (utilisation is measured against it)."""
+    raw = spec.get("autoscaling")
+    if raw is None:
+        return None
+    path = "spec.autoscaling"
+    if not isinstance(raw, dict):
+        raise SpecError(path, "must be an object")
+
+    def count(key: str, low: int) -> int:
+        value = raw.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SpecError(f"{path}.{key}", f"must be an integer of at least {low}")
+        return value
+
+    low = count("minReplicas", 1)
+    high = count("maxReplicas", 1)
+    if high < low:
+        raise SpecError(f"{path}.maxReplicas", f"{high} is below minReplicas {low}")
+    targets = [k for k in ("targetCPUUtilizationPercentage", "podsMetric") if raw.get(k) is not None]
+    if len(targets) != 1:
+        raise SpecError(path, "exactly one of targetCPUUtilizationPercentage and podsMetric must be set")
+    if targets[0] == "targetCPUUtilizationPercentage":
+        cpu = raw["targetCPUUtilizationPercentage"]
+        if not isinstance(cpu, int) or isinstance(cpu, bool) or not 1 <= cpu <= 1000:
+            raise SpecError(f"{path}.targetCPUUtilizationPercentage", "must be an integer from 1 to 1000")
+        if not ((spec.get("resources") or {}).get("requests") or {}).get("cpu"):
+            raise SpecError("spec.resources.requests.cpu", "is required with spec.autoscaling."
+                            "targetCPUUtilizationPercentage: CPU utilisation is measured against this request")
+        return Autoscaling(low, high, cpu_utilization=cpu)
+    metric = raw["podsMetric"]
+    if not isinstance(metric, dict) or not isinstance(metric.get("name"), str) or not metric["name"]:
+        raise SpecError(f"{path}.podsMetric.name", "is required")
+    target = metric.get("targetAverageValue")
+    if isinstance(target, bool) or not isinstance(target, (str, int)) or str(target).strip() in ("", "0"):
+        raise SpecError(f"{path}.podsMetric.targetAverageValue", "must be a quantity above 0, e.g. \"10\" or 500m")
+    return Autoscaling(low, high, pods_metric=metric["name"], pods_target=str(target))
 
 
 def _source(model: dict) -> ModelSource | None:

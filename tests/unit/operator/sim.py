@@ -54,6 +54,7 @@ class Sim:
         self.accepts = True
         self.route: RouteState | None = None
         self._written_route: dict | None = None
+        self.hook_results: dict[str, tuple[str, str]] = {}  # what the controller saw of each hook run
 
     def observed(self) -> Observed:
         parents = [p for p in ((self.spec.get("strategy") or {}).get("trafficRouting") or {})
@@ -63,7 +64,7 @@ class Sim:
             if self.gateway_exists else GatewayState(parent_key(p, "ml"), False, message="Gateway ml/x does not exist")
             for p in parents)
         return Observed({r: RevisionState(self.replicas[r], self.ready.get(r, 0)) for r in self.replicas},
-                        self.route, gateways)
+                        route=self.route, gateways=gateways, hook_results=dict(self.hook_results))
 
     def take_up_route(self) -> None:
         route = self._written_route
