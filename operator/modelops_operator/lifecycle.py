@@ -594,8 +594,8 @@ class Rollout:
         apply.extend(self.hook_jobs)
         hpas = []
         if sized is not None:
-            tracks = [(track, rev, (st.get(key) or {}).get("version") or spec.version)
-                      for track, key, rev in ((STABLE, "stable", stable_rev), (CANDIDATE, "candidate", cand_rev)) if rev]
+            tracks = [(track, rev, (st.get(track) or {}).get("version") or spec.version)
+                      for track, rev in ((STABLE, stable_rev), (CANDIDATE, cand_rev)) if rev]
             hpas = autoscaling.autoscalers(self.meta, spec.model["name"], spec.autoscaling, tracks, sized)
             apply.extend(hpas)
         wanted = {h["metadata"]["name"] for h in hpas}
@@ -622,7 +622,7 @@ class Rollout:
         return apply, scale, delete
 
     def conditions(self, generation: int | None) -> None:
-        st, spec, now = self.st, self.spec, self.now
+        st, now = self.st, self.now
         stable_rev = (st.get("stable") or {}).get("revision")
         cand_rev = (st.get("candidate") or {}).get("revision")
         ready = self.observed.ready(stable_rev) + self.observed.ready(cand_rev)
