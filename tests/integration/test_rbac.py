@@ -35,6 +35,10 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("patch", "httproutes.gateway.networking.k8s.io", "ns"),
     ("watch", "httproutes.gateway.networking.k8s.io", "all"),
     ("get", "gateways.gateway.networking.k8s.io", "ns"),
+    ("create", "horizontalpodautoscalers.autoscaling", "ns"),  # spec.autoscaling, one per track
+    ("patch", "horizontalpodautoscalers.autoscaling", "ns"),
+    ("delete", "horizontalpodautoscalers.autoscaling", "ns"),
+    ("watch", "horizontalpodautoscalers.autoscaling", "all"),
     ("get", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("list", "pods", "all"),
     ("create", "pods", "ns"),  # resolver pods: they read the credentials Secret, the operator never does
@@ -65,6 +69,7 @@ REFUSED = [  # what it must never be able to do
     ("create", "serviceaccounts/token", "ns"),
     ("impersonate", "serviceaccounts", "ns"),
     ("create", "daemonsets.apps", "ns"),
+    ("update", "horizontalpodautoscalers.autoscaling/status", "ns"),  # the HPA controller's own
     ("create", "gateways.gateway.networking.k8s.io", "ns"),
     ("patch", "gateways.gateway.networking.k8s.io", "ns"),
     ("patch", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
