@@ -15,6 +15,7 @@ import logging
 import os
 
 import kopf
+from prometheus_client import start_http_server
 
 from . import GROUP, MANAGER, PLURAL, VERSION
 from .analysis.providers.direct import DirectProvider
@@ -67,6 +68,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
     load_config()
     config = OperatorConfig.from_env()
+    if os.environ.get("MODELOPS_METRICS_PORT"):
+        # The operator's own metrics (notifications sent and failed), for Prometheus.
+        start_http_server(int(os.environ["MODELOPS_METRICS_PORT"]), os.environ.get("MODELOPS_METRICS_ADDRESS", ""))
     analyzer = ANALYZER_FACTORY(config)
     election = getattr(memo, "election", None) or ElectionConfig.from_env()
     elector = LeaderElector(election) if election.enabled else None

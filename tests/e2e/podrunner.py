@@ -137,7 +137,7 @@ class PodRunner:
 
     def __init__(self, kubeconfig: Path | str, namespace: str, workdir: Path | str,
                  images: dict[str, str] | None = None, poll: float = 0.5, grace: float = 10.0,
-                 drain: float = 1.5):
+                 drain: float = 1.5, selector: str = LABEL_MD):
         from kubernetes import client, config
 
         self.namespace, self.workdir = namespace, Path(workdir)
@@ -146,6 +146,7 @@ class PodRunner:
         # A deleted pod's endpoint leaves the EndpointSlices at once, but clients take
         # a moment to notice: like a preStop sleep, keep serving that long.
         self.poll, self.grace, self.drain = poll, grace, drain
+        self.selector = selector  # the pods it plays the kubelet for (a label selector)
         api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self.core = client.CoreV1Api(api_client)
         self.pods: dict[str, RunningPod] = {}  # by uid
@@ -206,7 +207,7 @@ class PodRunner:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                items = self.core.list_namespaced_pod(self.namespace, label_selector=LABEL_MD,
+                items = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector,
                                                       _request_timeout=10).to_dict()["items"]
                 self._sync(items)
                 for rp in self.running():
@@ -253,7 +254,7 @@ class PodRunner:
     def _start_pod(self, rp: RunningPod, pod: dict) -> None:
         # kwok may hand a deleted pod's IP to a new pod: wait until the old one's
         # processes have released it.
-        if RESOLVER in rp.labels:
+        if RESOLVER in rp.labels or pod["spec"].get("restart_policy") == "Never":
             self._run_to_completion(rp, pod)
             return
         with self._ip_lock(rp.ip):
@@ -347,7 +348,7 @@ class PodRunner:
             log.warning("pod %s: writing its status failed: %s", rp.name, err)
 
     def _run_to_completion(self, rp: RunningPod, pod: dict) -> None:
-        """A restartPolicy: Never pod (the operator's resolver): its one container runs,
+        """A restartPolicy: Never pod (the operator's resolver, a Job hook's pod): its one container runs,
         and the pod ends Succeeded or Failed with the container's termination message."""
         rp.dir.mkdir(parents=True, exist_ok=True)
         spec = pod["spec"]
