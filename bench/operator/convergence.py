@@ -278,16 +278,24 @@ def baseline(count: int, namespace: str, cluster) -> tuple[float, dict]:
     return end - start, cost
 
 
-def with_operator(count: int, namespace: str, cluster, log_path: Path) -> tuple[float, float, dict]:
+def with_operator(count: int, namespace: str, cluster, log_path: Path, ha: bool = False) -> tuple[float, float, dict]:
     kubeconfig = cluster.kubeconfig
     core, api = client.CoreV1Api(), client.CustomObjectsApi()
     fresh_namespace(core, namespace)
     print(f"operator: starts with {allocated_service_ips()} Service IPs allocated", flush=True)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MODELOPS_LOG_LEVEL": "warning",
            "MODELOPS_PROMETHEUS_URL": "http://127.0.0.1:9"}
+    args = [sys.executable, "-m", "modelops_operator.main", "--namespace", namespace]
+    if ha:
+        # As the chart runs it: leader election on a Lease, and a standby beside the leader.
+        args += ["--leader-elect", "--lease-namespace", namespace]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "modelops_operator.main", "--namespace", namespace],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env={**env, "POD_NAME": "leader"}, stdout=log, stderr=subprocess.STDOUT)
+    standby = None
+    if ha:
+        time.sleep(5)  # the first process takes the Lease
+        with open(log_path.with_suffix(".standby.log"), "w") as log:
+            standby = subprocess.Popen(args, env={**env, "POD_NAME": "standby"}, stdout=log, stderr=subprocess.STDOUT)
     peak = [0]
     stop = threading.Event()
 
@@ -305,7 +313,10 @@ def with_operator(count: int, namespace: str, cluster, log_path: Path) -> tuple[
     try:
         probe = follow(namespace, with_status=True)
         time.sleep(3)  # the operator's watches are up
-        cost = Accounting(cluster, {"this benchmark (client, probe)": os.getpid(), "operator": proc.pid})
+        pids = {"this benchmark (client, probe)": os.getpid(), "operator": proc.pid}
+        if standby is not None:
+            pids["standby operator"] = standby.pid
+        cost = Accounting(cluster, pids)
         start = time.monotonic()
         in_parallel(lambda doc: api.create_namespaced_custom_object("modelops.io", "v1alpha1", namespace,
                                                                     "modeldeployments", doc),
@@ -318,8 +329,10 @@ def with_operator(count: int, namespace: str, cluster, log_path: Path) -> tuple[
         return end - start, peak[0] / 2**20, cost
     finally:
         stop.set()
-        proc.terminate()
-        proc.wait(30)
+        for p in (proc, standby):
+            if p is not None:
+                p.terminate()
+                p.wait(30)
 
 
 def report(r: dict) -> str:
@@ -331,9 +344,12 @@ def report(r: dict) -> str:
              if max(base["requests"].get(k, 0), op["requests"].get(k, 0)) >= count // 10]
     cpu = "".join(f"| CPU seconds: {name} | {base['cpu_seconds'].get(name, '')} | {seconds} |\n"
                   for name, seconds in op["cpu_seconds"].items())
+    setup = ("The operator runs as the chart runs it: two processes with leader election on a Lease, the leader "
+             "reconciling and the standby watching." if r.get("ha") else "One operator process, leader election off.")
     return ("# Operator convergence at scale\n\n"
             f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a "
-            "status. Both phases start with the same Service IPs allocated (see the module's docstring).\n\n"
+            "status. Both phases start with the same Service IPs allocated (see the module's docstring). "
+            f"{setup}\n\n"
             "| | seconds | target |\n|---|---|---|\n"
             f"| plain client creating the same children (median round) | {r['baseline_seconds']:.1f} | |\n"
             f"| operator (median round) | {r['operator_seconds']:.1f} | |\n"
@@ -350,7 +366,7 @@ def report(r: dict) -> str:
             + "\n".join(lines) + "\n")
 
 
-def one_round(count: int, log_path: Path) -> dict:
+def one_round(count: int, log_path: Path, ha: bool = True) -> dict:
     """Both phases on a fresh cluster of the benchmark's own (MODELOPS_CLUSTER_NAME),
     removed afterwards unless MODELOPS_KEEP_CLUSTER=1."""
     kube.cluster_down()
@@ -361,7 +377,7 @@ def one_round(count: int, log_path: Path) -> dict:
                         str(ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
         base, base_cost = baseline(count, "bench-baseline", cluster)
-        operator_s, rss, operator_cost = with_operator(count, "bench-operator", cluster, log_path)
+        operator_s, rss, operator_cost = with_operator(count, "bench-operator", cluster, log_path, ha)
     finally:
         kube.stop_session_cluster(cluster)
     return {"baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
@@ -375,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="fresh-cluster rounds; the ratio is their median (one round alone varies by 20%%)")
     parser.add_argument("--quick", action="store_true", help="100 ModelDeployments, one round")
+    parser.add_argument("--ha", action=argparse.BooleanOptionalAction, default=True,
+                        help="two operator processes with leader election, as the chart runs them (default)")
     args = parser.parse_args(argv)
     count, rounds = (100, 1) if args.quick else (args.count, args.rounds)
     # Its own cluster, so a developer's cluster (MODELOPS_REUSE_CLUSTER) is left alone.
@@ -383,10 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i in range(rounds):
         print(f"round {i + 1} of {rounds}", flush=True)
-        runs.append(one_round(count, RESULTS / "operator_convergence.log"))
+        runs.append(one_round(count, RESULTS / "operator_convergence.log", args.ha))
         print(f"round {i + 1}: ratio {runs[-1]['ratio']:.2f}", flush=True)
     median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
-    result = {"count": count, "rounds": len(runs), **{k: v for k, v in median.items()}, "ratio_target": 2.0,
+    result = {"count": count, "rounds": len(runs), "ha": args.ha, **{k: v for k, v in median.items()},
+              "ratio_target": 2.0,
               "ratios": [r["ratio"] for r in runs], "baseline_seconds_all": [r["baseline_seconds"] for r in runs],
               "operator_seconds_all": [r["operator_seconds"] for r in runs],
               "operator_peak_rss_mib": max(r["operator_peak_rss_mib"] for r in runs),
