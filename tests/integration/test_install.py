@@ -55,7 +55,7 @@ def test_helm_install_and_uninstall(cluster, crd, namespace):
                           "--wait", "--timeout", "3m", check=False)
     assert result.returncode == 0, result.stderr
     deploy = json.loads(cluster.kubectl("get", "deploy", "modelops-operator", "-n", namespace, "-o", "json").stdout)
-    assert deploy["status"]["availableReplicas"] == 1
+    assert deploy["status"]["availableReplicas"] == 2  # a leader and a standby
     sa = cluster.kubectl("get", "sa", "modelops-operator", "-n", namespace, "-o", "name").stdout.strip()
     assert sa == "serviceaccount/modelops-operator"
     assert cluster.kubectl("get", "clusterrole", "modelops-operator", "-o", "name").returncode == 0
