@@ -5,7 +5,8 @@ is full (monitor slow or down) the record is dropped and counted. A background
 task drains the queue in batches to POST /observe; a failed POST drops its batch
 (counted) and backs off, so a dead monitor costs the request path nothing but
 a put_nowait. The drop count travels with the next successful batch so the
-monitor can export it too.
+monitor can export it too. With a socket path the records go through the monitor's
+Unix socket in the pod (the only place it takes them from), else to `url`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ log = logging.getLogger("modelops.forwarding")
 
 class MonitorForwarder:
     def __init__(self, url: str, queue_size: int = 10_000, batch_max: int = 500, flush_s: float = 0.25,
-                 timeout_s: float = 2.0, backoff_s: float = 0.5, on_drop: Any = None):
-        self.url = url.rstrip("/") + "/observe"
+                 timeout_s: float = 2.0, backoff_s: float = 0.5, on_drop: Any = None,
+                 socket_path: str | None = None):
+        self.socket_path = socket_path
+        # Through a Unix socket the host part only fills the Host header.
+        self.url = ("http://localhost" if socket_path else url.rstrip("/")) + "/observe"
         self.queue_size = queue_size
         self.batch_max = batch_max
         self.flush_s = flush_s
@@ -59,7 +63,8 @@ class MonitorForwarder:
 
         assert self.queue is not None
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.UnixConnector(path=self.socket_path) if self.socket_path else None
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             while True:
                 batch = [await self.queue.get()]
                 # Gather for a moment: one POST per few hundred records keeps the

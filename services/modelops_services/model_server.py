@@ -68,18 +68,24 @@ class ModelService:
         _METADATA.clear()
         _METADATA.update(public_metadata(self.model))
         url = os.environ.get("MODELOPS_MONITOR_URL", "").strip()
+        # The monitor in this pod takes records and relayed labels only through its
+        # Unix socket (a volume the two containers share); its TCP port (the URL's)
+        # is where other replicas' monitors are reached.
+        self.monitor_socket = os.environ.get("MODELOPS_MONITOR_SOCKET", "").strip() or None
         self.monitor_url = url.rstrip("/") or None
         # Every pod of a Deployment has its monitor on the same port.
-        self.monitor_port = (urlsplit(self.monitor_url).port or 80) if self.monitor_url else None
+        self.monitor_port = (urlsplit(self.monitor_url).port or 80) if self.monitor_url else 9091
         self.owner = Owner.from_env()
         self._feedback_session = None
+        self._local_session = None
         self.forwarder = (
             MonitorForwarder(
                 url,
                 queue_size=int(os.environ.get("MODELOPS_MONITOR_QUEUE", "10000")),
                 flush_s=float(os.environ.get("MODELOPS_MONITOR_FLUSH_MS", "250")) / 1000.0,
                 on_drop=_dropped.inc,
-            ) if url else None
+                socket_path=self.monitor_socket,
+            ) if url or self.monitor_socket else None
         )
         # MODELOPS_BATCHING=off: every request is its own model call (still on the
         # one model thread). MODELOPS_BATCH_MAX_LATENCY_MS is no longer read: the
@@ -140,30 +146,40 @@ class ModelService:
     async def feedback(self, labels: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
         """Ground truth by prediction id, each label sent to the monitor that saw the
         prediction, whichever replica this is (feedback_routing.py)."""
-        counts = {"matched": 0, "unmatched": 0, "malformed": 0, "undelivered": 0}
-        if self.monitor_url is None:
+        counts = {"matched": 0, "unmatched": 0, "malformed": 0, "unverified": 0, "undelivered": 0}
+        if self.forwarder is None:
             ctx.response.status_code = 404
             return {"error": "this model server has no monitor (MODELOPS_MONITOR_URL); labels are not kept",
                     "field": "labels"}
-        sends = [(f"{self.monitor_url}/feedback" if ip is None else monitor_url(ip, self.monitor_port), items)
+        # Labels of this pod's predictions (and those no signature vouches for, which the
+        # monitor counts unverified) go to the local monitor; the rest to their owner's.
+        sends = [(None if ip is None else monitor_url(ip, self.monitor_port), items)
                  for ip, items in self.owner.route(labels).items()]
         for answer, n in zip(await asyncio.gather(*(self._post_feedback(u, items) for u, items in sends)),
-                             (len(items) for _, items in sends)):
+                             (len(items) for _, items in sends), strict=True):
             if answer is None:
                 counts["undelivered"] += n
             else:
-                for key in ("matched", "unmatched", "malformed"):
+                for key in ("matched", "unmatched", "malformed", "unverified"):
                     counts[key] += int(answer.get(key, 0))
         return counts
 
-    async def _post_feedback(self, url: str, items: list[Any]) -> dict[str, Any] | None:
-        """The monitor's answer, or None when it could not be reached."""
+    async def _post_feedback(self, url: str | None, items: list[Any]) -> dict[str, Any] | None:
+        """The monitor's answer (None: the local one), or None when it could not be reached."""
         import aiohttp
 
-        if self._feedback_session is None:
-            self._feedback_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        timeout = aiohttp.ClientTimeout(total=5)
+        if url is None and self.monitor_socket:
+            if self._local_session is None:
+                self._local_session = aiohttp.ClientSession(
+                    timeout=timeout, connector=aiohttp.UnixConnector(path=self.monitor_socket))
+            session, url = self._local_session, "http://localhost/feedback"
+        else:
+            if self._feedback_session is None:
+                self._feedback_session = aiohttp.ClientSession(timeout=timeout)
+            session, url = self._feedback_session, url or f"{self.monitor_url}/feedback"
         try:
-            async with self._feedback_session.post(url, json={"labels": items}) as resp:
+            async with session.post(url, json={"labels": items}) as resp:
                 body = await resp.json(content_type=None)
                 return body if isinstance(body, dict) else None
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):

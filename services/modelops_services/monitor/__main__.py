@@ -19,7 +19,8 @@ def main() -> int:
     except (ValueError, OSError) as exc:
         print(f"modelops monitor: {exc}", file=sys.stderr)
         return 2
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
+    # With a socket path: the TCP port for the cluster and the Unix socket for the pod.
+    web.run_app(app, host=config.host, port=config.port, path=config.socket_path, access_log=None, print=None)
     return 0
 
 

@@ -1,6 +1,15 @@
 """The monitor's HTTP face (aiohttp): /observe, /feedback, /metrics, /drift, /healthz,
 and /predictions (answers by request key, for comparing a shadow with the stable).
 
+Two listeners serve the one app. The Unix socket (MODELOPS_MONITOR_SOCKET, in a volume
+only the pod's containers share) is the model server's: POST /observe is taken there
+only, and labels it relays are checked one by one. The TCP port is the cluster's:
+Prometheus and the operator read /metrics, /drift, /predictions and /healthz there;
+POST /observe is refused (403) and POST /feedback is taken only when every label's id
+is signed with the ModelDeployment's feedback key (403 otherwise, nothing kept): another
+pod can neither move the windows nor label predictions it did not get. A monitor run
+without a socket (by hand) serves everything on its port.
+
 Background tasks rotate the sub-windows every window/n_sub seconds and start a new
 block of the sequential evidence every block_seconds. Handlers
 never let an exception out: bad input is a 400 and a counter, not a crash.
@@ -18,6 +27,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..drift import Profile
+from ..feedback_routing import signed_owner
 from .config import MonitorConfig
 from .recent import MAX_KEYS
 from .exposition import make_registry
@@ -45,8 +55,23 @@ async def _json_body(request: web.Request) -> tuple[Any, bool]:
         return None, False
 
 
+def _in_pod(request: web.Request) -> bool:
+    """Whether the request came through the pod's Unix socket (its local address is a
+    path; a TCP connection's is a host and port)."""
+    transport = request.transport
+    return transport is not None and isinstance(transport.get_extra_info("sockname"), str)
+
+
+def _cluster_port(request: web.Request) -> bool:
+    """A request on the TCP port of a monitor that has its in-pod socket."""
+    return request.app[STATE].config.socket_path is not None and not _in_pod(request)
+
+
 async def observe(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    if _cluster_port(request):
+        return web.json_response({"error": "observations are taken only from the model server in this pod, "
+                                           "through its Unix socket"}, status=403)
     body, ok = await _json_body(request)
     if not ok:
         state.malformed += 1
@@ -56,15 +81,43 @@ async def observe(request: web.Request) -> web.Response:
     return web.json_response({"accepted": accepted, "malformed": bad}, status=status)
 
 
+def _refuse_unsigned(state: MonitorState, body: Any) -> web.Response | None:
+    """On the cluster port: a 403 (counted unverified, nothing kept) unless every
+    label's id is signed with the feedback key; None when the labels may go on."""
+    items = body.get("labels") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        return None  # malformed: a 400 below
+    key = state.config.feedback_key
+    ids = [(i, it["id"]) for i, it in enumerate(items) if isinstance(it, dict) and isinstance(it.get("id"), str)]
+    if key is None:
+        state.feedback["unverified"] += len(ids)
+        return web.json_response({"error": "this monitor has no feedback key, so it takes labels only from its "
+                                           "model server: post them to the model's /feedback", "field": "labels",
+                                  "unverified": len(ids)}, status=403)
+    bad = [i for i, pid in ids if signed_owner(key, pid) is None]
+    if not bad:
+        return None
+    state.feedback["unverified"] += len(bad)
+    field = f"labels[{bad[0]}].id"
+    return web.json_response({"error": f"{field}: not a prediction id signed with this ModelDeployment's feedback "
+                                       f"key ({len(bad)} such labels; none were kept)",
+                              "field": field, "unverified": len(bad)}, status=403)
+
+
 async def feedback(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body, ok = await _json_body(request)
     if not ok:
         state.feedback["malformed"] += 1
         return web.json_response({"error": "body is not JSON"}, status=400)
-    matched, unmatched, bad = state.add_feedback(body)
-    status = 400 if matched == unmatched == 0 and bad > 0 else 200
-    return web.json_response({"matched": matched, "unmatched": unmatched, "malformed": bad}, status=status)
+    if _cluster_port(request):
+        refused = _refuse_unsigned(state, body)
+        if refused is not None:
+            return refused
+    counts = state.take_feedback(body, state.config.feedback_key)
+    nothing = counts["matched"] == counts["unmatched"] == counts["unverified"] == 0
+    status = 400 if nothing and counts["malformed"] else 200
+    return web.json_response(counts, status=status)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..drift import DriftConfig
+from ..feedback_routing import read_key
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -34,6 +35,11 @@ class MonitorConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     pending_max: int = 200_000
     max_body_bytes: int = 32 * 1024 * 1024
+    # The in-pod listener (a Unix socket in a volume only the pod's containers share):
+    # with it, POST /observe is served there only, and labels on the TCP port must
+    # carry ids signed with the feedback key. None: everything on the TCP port (by hand).
+    socket_path: str | None = None
+    feedback_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "MonitorConfig":
@@ -64,4 +70,6 @@ class MonitorConfig:
                 horizon_seconds=parse_duration(env.get("MODELOPS_EVIDENCE_HORIZON", "20m")),
             ),
             pending_max=int(env.get("MODELOPS_PENDING_MAX", "200000")),
+            socket_path=env.get("MODELOPS_MONITOR_SOCKET", "").strip() or None,
+            feedback_key=read_key(env),
         )

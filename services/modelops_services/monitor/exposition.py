@@ -125,7 +125,9 @@ class MonitorCollector(Collector):
                 bins.add_metric([*base, name, label], c)
         yield bins
 
-        fb = CounterMetricFamily("modelops_feedback", "Ground-truth labels received, by status (matched, unmatched, malformed)", labels=[*BASE, "status"])
+        fb = CounterMetricFamily("modelops_feedback", "Ground-truth labels received, by status (matched, unmatched, "
+                                 "malformed, unverified: an id not signed with the feedback key)",
+                                 labels=[*BASE, "status"])
         for k, v in s.feedback.items():
             fb.add_metric([*base, k], v)
         yield fb

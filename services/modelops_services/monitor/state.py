@@ -1,7 +1,7 @@
 """Everything the monitor knows: drift windows, request health and online quality.
 
-Input arrives as JSON from the model server (or from anyone who can reach the
-port), so every record is checked and a bad one is counted and skipped; nothing
+Input arrives as JSON from the model server (through the pod's Unix socket, or on
+the TCP port when the monitor runs by hand), so every record is checked and a bad one is counted and skipped; nothing
 in here raises on input.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..drift import PREDICTION, PREDICTION_LABEL, DriftEngine, DriftReport, Profile
 from ..drift.window import SlidingCounts
+from ..feedback_routing import signed_owner
 from ..quality import PendingPredictions, QualityWindow
 from ..request_keys import valid_key
 from .config import MonitorConfig
@@ -61,7 +62,7 @@ class MonitorState:
         self.observed_rows = 0
         self.malformed = 0
         self.dropped = 0
-        self.feedback = {"matched": 0, "unmatched": 0, "malformed": 0}
+        self.feedback = {"matched": 0, "unmatched": 0, "malformed": 0, "unverified": 0}
         self.started = time.time()
         self.last_rotation = time.time()
         self._report: DriftReport | None = None
@@ -156,16 +157,27 @@ class MonitorState:
                     s = scores[i] if scores is not None else None
                     self.pending.put(key, preds[i], s if isinstance(s, (int, float)) and not isinstance(s, bool) else None)
 
-    def add_feedback(self, payload: Any) -> tuple[int, int, int]:
+    def add_feedback(self, payload: Any, key: bytes | None = None) -> tuple[int, int, int]:
         """Take {"labels": [{"id": ..., "label": ...}]}; return (matched, unmatched, malformed)."""
+        counts = self.take_feedback(payload, key)
+        return counts["matched"], counts["unmatched"], counts["malformed"]
+
+    def take_feedback(self, payload: Any, key: bytes | None = None) -> dict[str, int]:
+        """Take {"labels": [{"id": ..., "label": ...}]}; return the counts by status. With
+        `key` (the ModelDeployment's feedback key), a label whose id is not signed with
+        it is counted unverified and never matched."""
+        counts = {"matched": 0, "unmatched": 0, "malformed": 0, "unverified": 0}
         items = payload.get("labels") if isinstance(payload, dict) else payload
         if not isinstance(items, list):
+            counts["malformed"] = 1
             self.feedback["malformed"] += 1
-            return 0, 0, 1
-        counts = {"matched": 0, "unmatched": 0, "malformed": 0}
+            return counts
         for it in items:
             if not isinstance(it, dict) or not isinstance(it.get("id"), str) or "label" not in it:
                 counts["malformed"] += 1
+                continue
+            if key is not None and signed_owner(key, it["id"]) is None:
+                counts["unverified"] += 1
                 continue
             hit = self.pending.pop(it["id"])
             if hit is None:
@@ -176,7 +188,7 @@ class MonitorState:
                 counts["malformed"] += 1
         for k, v in counts.items():
             self.feedback[k] += v
-        return counts["matched"], counts["unmatched"], counts["malformed"]
+        return counts
 
     # ------------------------------------------------------------ windows
 

@@ -70,7 +70,7 @@ def test_a_label_posted_to_any_replica_reaches_the_monitor_that_saw_the_predicti
             # Every label goes to the first replica, as a Service might deliver them.
             answer = http.post(servers[0] + "/feedback", json={"labels": labels})
             assert answer.status_code == 200, answer.text
-            assert answer.json() == {"matched": 200, "unmatched": 0, "malformed": 0, "undelivered": 0}
+            assert answer.json() == {"matched": 200, "unmatched": 0, "malformed": 0, "unverified": 0, "undelivered": 0}
             assert matched(PODS[0], ports[1]) == matched(PODS[1], ports[1]) == 100
 
             # A forged owner is never contacted: the label stays with the local monitor.
@@ -81,7 +81,7 @@ def test_a_label_posted_to_any_replica_reaches_the_monitor_that_saw_the_predicti
             token, owner, sig = labels[1]["id"].rsplit("-", 1)[0].split(".")
             forged = f"{token}.{socket.inet_aton('127.0.5.9').hex()}.{sig}-0"
             answer = http.post(servers[1] + "/feedback", json={"labels": [{"id": forged, "label": 1}]})
-            assert answer.json() == {"matched": 0, "unmatched": 1, "malformed": 0, "undelivered": 0}
+            assert answer.json() == {"matched": 0, "unmatched": 1, "malformed": 0, "unverified": 0, "undelivered": 0}
             try:
                 listener.accept()
                 raise AssertionError("the server posted to an address named by a forged id")

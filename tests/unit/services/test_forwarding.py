@@ -50,3 +50,38 @@ def test_dead_monitor_costs_drops_not_waiting():
     accepted, fw, drops = asyncio.run(run())
     assert accepted.count(True) == 10 and accepted.count(False) == 40
     assert fw.dropped == 50 and sum(drops) == 50 and fw.sent == 0
+
+
+def test_records_go_through_the_pods_socket_when_it_is_named():
+    import tempfile
+    from pathlib import Path
+
+    async def run(sock):
+        got = []
+
+        async def observe(request):
+            got.append(json.loads(await request.read()))
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/observe", observe)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.UnixSite(runner, sock).start()
+        try:
+            # The URL (the monitor's TCP port) is not used for records.
+            fw = MonitorForwarder("http://127.0.0.1:9", flush_s=0, socket_path=sock)
+            for i in range(3):
+                fw.submit({"id": i})
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if fw.sent == 3:
+                    break
+            await fw.close()
+        finally:
+            await runner.cleanup()
+        return got, fw
+
+    with tempfile.TemporaryDirectory(prefix="mo-") as d:
+        got, fw = asyncio.run(run(str(Path(d) / "monitor.sock")))
+    assert [r["id"] for b in got for r in b["records"]] == [0, 1, 2] and fw.dropped == 0
