@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
+from . import feedback_key
 from .config import MODEL_PORT, PROFILE_DIR, OperatorConfig
 from .model_source import SOURCE_LABEL, fetch_pieces, model_dir
 from .naming import child_labels, deployment_name, object_meta, pod_selector, profile_configmap_name
@@ -68,14 +67,6 @@ def _profile_volume(spec: Spec, meta: dict) -> tuple[dict | None, dict | None]:
     return None, None
 
 
-def feedback_key(uid: str) -> str:
-    """The key every model server of one ModelDeployment signs its prediction ids with:
-    the same for all its revisions, so any replica can route any label. It keeps
-    clients of the prediction API from choosing where a server posts; anyone who may
-    read the Deployment can read it."""
-    return hashlib.sha256(f"modelops feedback {uid}".encode()).hexdigest()[:32]
-
-
 def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str, replicas: int) -> dict:
     """The Deployment of one revision. Its pods carry the revision (their identity),
     never the track, which changes at promotion without restarting them."""
@@ -106,10 +97,11 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
             env.append({"name": "MODELOPS_MODEL_DIR", "value": uri[len("file://"):]})
     if spec.monitor["enabled"]:
         env.append({"name": "MODELOPS_MONITOR_URL", "value": f"http://127.0.0.1:{spec.monitor['port']}"})
-        # Prediction ids name their pod, signed, so that a label posted to any replica
-        # reaches the monitor that saw the prediction (services/.../feedback_routing.py).
+        # Prediction ids name their pod, signed with the ModelDeployment's key, so that a
+        # label posted to any replica reaches the monitor that saw the prediction
+        # (services/.../feedback_routing.py); records go through the in-pod socket.
         env.append({"name": "MODELOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
-        env.append({"name": "MODELOPS_FEEDBACK_KEY", "value": feedback_key(meta["uid"])})
+        env.extend(feedback_key.env())
     model = {
         "name": "model",
         "image": spec.image,
@@ -139,6 +131,11 @@ def model_deployment(meta: dict, spec: Spec, config: OperatorConfig, track: str,
     if spec.monitor["enabled"]:
         monitor = _monitor_container(spec, config, meta)
         containers.append(monitor)
+        # The socket the two share, and the key both sign and verify with (feedback_key.py).
+        volumes.extend(feedback_key.volumes(name))
+        for container in (model, monitor):
+            container["volumeMounts"].extend(feedback_key.mounts())
+        monitor["env"].extend(feedback_key.env())
         volume, init = _profile_volume(spec, meta)
         if volume:
             volumes.append(volume)

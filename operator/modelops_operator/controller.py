@@ -16,6 +16,7 @@ import logging
 from collections import defaultdict, deque
 from datetime import datetime, timezone
 
+from . import feedback_key
 from .analysis import AnalysisRequest, Analyzer, CheckResult, Result, Verdict
 from .config import OperatorConfig
 from .hook_runner import HookRunner
@@ -148,6 +149,7 @@ class Controller:
         # (kind, ns, name) -> hash of what was last applied. A Deployment's DELETED event
         # drops its entry, so a Deployment someone deleted is re-created at once.
         self.applied: dict[tuple, str] = {}
+        self.feedback_keys: set[tuple[str, str, str]] = set()  # (namespace, Secret, uid) created or found
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
         self.tasks: list[asyncio.Task] = []
@@ -478,6 +480,14 @@ class Controller:
                 missing.append(str(err))
                 return
             self.applied[ref] = digest
+
+        # The pods' feedback key Secret: created once (feedback_key.py), before the
+        # Deployments that mount it.
+        for secret in feedback_key.secrets_used(p.apply):
+            ref = (key[0], secret, meta["uid"])
+            if ref not in self.feedback_keys:
+                await self.api.create_once(feedback_key.secret(meta, (body.get("spec") or {}).get("model") or {}))
+                self.feedback_keys.add(ref)
 
         # Children of one ModelDeployment do not depend on each other: apply them at once.
         if body.get("status"):

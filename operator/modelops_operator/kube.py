@@ -110,6 +110,18 @@ class KubeApi:
                 raise MissingApi(f"{obj['kind']}.{obj['apiVersion']} is not served by this cluster") from None
             raise
 
+    async def create_once(self, obj: dict) -> bool:
+        """Creates a namespaced core object (a Secret) unless one of that name exists: True
+        when this call created it, False when it was there (409). Never read, never
+        applied again, so a Secret's data goes to the API server once."""
+        meta = obj["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/{obj['kind'].lower()}s"
+        try:
+            await self._run(self._raw, "POST", path, obj)
+        except Conflict:
+            return False
+        return True
+
     async def read(self, path: str) -> dict | None:
         """One object as plain JSON, or None when it does not exist."""
         try:

@@ -11,10 +11,12 @@ that IP, from the pod spec alone (env, ports, volumes, init containers):
   <podIP>:<its containerPort>.
 
 A pod is its own network namespace, so `127.0.0.1`/`localhost` in the pod's env means
-the pod's IP here (the model server reaches its sidecar at <podIP>:9091), and
-`0.0.0.0` binds the pod's IP only. Volumes are directories under the runner's workdir:
-ConfigMap volumes are written from the ConfigMap, Secret volumes one file per key (as
-a kubelet mounts them), emptyDirs start empty, and init containers run first with
+the pod's IP here, and `0.0.0.0` binds the pod's IP only. The model server hands its
+records to the monitor through a Unix socket in an emptyDir both mount, which no other
+pod sees. Volumes are directories under the runner's workdir: ConfigMap volumes are
+written from the ConfigMap, Secret volumes one file per key (as a kubelet mounts them),
+emptyDirs start empty (under /tmp, linked from the pod's directory, so socket paths
+stay short), and init containers run first with
 their env and paths mapped the same way, so a profile copied out of the "image" by
 `cp`, or a model fetched by `modelops fetch`, lands where the containers read it. A
 failed init container is reported in the pod's initContainerStatuses (lastState with
@@ -48,6 +50,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -110,6 +113,7 @@ class RunningPod:
     stopping: bool = False
     reports_readiness: bool = False
     reported_ready: bool | None = None  # what the pod's Ready condition was last set to
+    scratch: list[Path] = field(default_factory=list)  # emptyDir directories, removed with the pod
 
     @property
     def model_url(self) -> str | None:
@@ -307,6 +311,8 @@ class PodRunner:
             for proc in list(rp.procs.values()):
                 proc.stop(self.grace)
             rp.procs.clear()
+            for scratch in rp.scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
         with self._lock:
             if self.pods.get(rp.uid) is rp:
                 del self.pods[rp.uid]
@@ -427,6 +433,15 @@ class PodRunner:
         out = {}
         for vol in volumes:
             path = rp.dir / "volumes" / vol["name"]
+            if "empty_dir" in vol and vol["empty_dir"] is not None:
+                # A short path, so that a Unix socket in it (the monitor's) fits the
+                # 107 bytes an address holds; the pod's directory links to it.
+                scratch = Path(tempfile.mkdtemp(prefix=f"mo-{vol['name'][:12]}-"))
+                rp.scratch.append(scratch)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.is_symlink() and not path.exists():
+                    path.symlink_to(scratch)
+                path = scratch
             path.mkdir(parents=True, exist_ok=True)
             cm = vol.get("config_map")
             if cm:

@@ -42,6 +42,7 @@ NEEDED = [  # (verb, resource, where): what the operator does
     ("get", "gatewayclasses.gateway.networking.k8s.io", "cluster"),
     ("list", "pods", "all"),
     ("create", "pods", "ns"),  # resolver pods: they read the credentials Secret, the operator never does
+    ("create", "secrets", "ns"),  # the pods' feedback key, created once; never read
     ("delete", "pods", "ns"),
     ("create", "events", "ns"),
     ("create", "events.events.k8s.io", "ns"),
@@ -52,6 +53,10 @@ NEEDED = [  # (verb, resource, where): what the operator does
 REFUSED = [  # what it must never be able to do
     ("get", "secrets", "ns"),
     ("list", "secrets", "all"),
+    ("watch", "secrets", "all"),
+    ("update", "secrets", "ns"),
+    ("patch", "secrets", "ns"),
+    ("delete", "secrets", "ns"),
     ("get", "pods/proxy", "ns"),  # unless monitorAccess=proxy
     ("update", "pods", "ns"),
     ("create", "pods/exec", "ns"),
@@ -126,6 +131,17 @@ def test_real_requests_as_the_operator(cluster, namespace, operator_kubeconfig):
 
     secret = as_operator(cluster, operator_kubeconfig, "get", "secrets", "-n", namespace)
     assert secret.returncode != 0 and "Forbidden" in secret.stderr
+    # A feedback key Secret: created once; a second create is AlreadyExists (which the
+    # operator takes as done), and the operator can neither read nor change it.
+    key = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-feedback-key"},
+                      "data": {"key": "c2VjcmV0"}})
+    created = as_operator(cluster, operator_kubeconfig, "create", "-n", namespace, "-f", "-", input=key)
+    assert created.returncode == 0, created.stderr
+    again = as_operator(cluster, operator_kubeconfig, "create", "-n", namespace, "-f", "-", input=key)
+    assert again.returncode != 0 and "AlreadyExists" in again.stderr
+    for verb in (["get", "secret", f"{name}-feedback-key"], ["delete", "secret", f"{name}-feedback-key"]):
+        refused = as_operator(cluster, operator_kubeconfig, *verb, "-n", namespace)
+        assert refused.returncode != 0 and "Forbidden" in refused.stderr, verb
     role = as_operator(cluster, operator_kubeconfig, "create", "clusterrole", name, "--verb=get", "--resource=secrets")
     assert role.returncode != 0 and "Forbidden" in role.stderr
     ns = as_operator(cluster, operator_kubeconfig, "delete", "namespace", "kube-system", "--dry-run=server")

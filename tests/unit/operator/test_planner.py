@@ -540,14 +540,20 @@ def test_model_server_and_monitor_are_configured():
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in model["env"]}
     assert env["MODELOPS_MODEL_DIR"] == "/models/churn-v1"
     assert env["MODELOPS_MONITOR_URL"] == "http://127.0.0.1:9091"
-    # Prediction ids name their pod, signed with a key of this ModelDeployment (not of a revision).
+    # Prediction ids name their pod, signed with a key of this ModelDeployment (not of a
+    # revision): a Secret mounted into both containers, never a value in the pod spec.
     assert env["MODELOPS_POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    other = Sim(spec)
-    other.meta["uid"] = "another-modeldeployment"
-    (other_deploy,) = [o for o in other.reconcile().apply if o["kind"] == "Deployment"]
-    other_env = {e["name"]: e.get("value") for e in other_deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert len(env["MODELOPS_FEEDBACK_KEY"]) == 32 and env["MODELOPS_FEEDBACK_KEY"] != other_env["MODELOPS_FEEDBACK_KEY"]
+    assert "MODELOPS_FEEDBACK_KEY" not in env
     menv = {e["name"]: e["value"] for e in monitor["env"]}
+    for e, container in ((env, model), (menv, monitor)):
+        assert e["MODELOPS_FEEDBACK_KEY_FILE"] == "/var/run/secrets/modelops.io/feedback/key"
+        assert e["MODELOPS_MONITOR_SOCKET"] == "/var/run/modelops/monitor.sock"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["monitor-socket"] == "/var/run/modelops"
+        assert mounts["feedback-key"] == "/var/run/secrets/modelops.io/feedback"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["monitor-socket"]
+    assert volumes["feedback-key"]["secret"]["secretName"] == f"{sim.meta['name']}-feedback-key"
     assert menv["MODELOPS_WINDOW"] == "2m" and "MODELOPS_TRACK" not in menv
     assert menv["MODELOPS_PROFILE_PATH"] == "/etc/modelops/profile/profile.json"
     # The profile lives in the model image: an init container copies it where the monitor reads it.
