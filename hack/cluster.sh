@@ -40,7 +40,7 @@ kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 # What the cluster was made from (this script, the versions, the binaries' build
 # stamps); a cluster made from anything else is recreated.
 config_id() {
-  cat "$HACK_DIR/versions.env" "${BASH_SOURCE[0]}" "$HACK_DIR/kwok/pod-ready.yaml" "$BIN_DIR"/.*.stamp 2>/dev/null |
+  cat "$HACK_DIR/versions.env" "${BASH_SOURCE[0]}" "$HACK_DIR"/kwok/*.yaml "$BIN_DIR"/.*.stamp 2>/dev/null |
     sha256sum | cut -c1-16
 }
 
@@ -67,6 +67,11 @@ options:
   securePort: true
   kubeAuthorization: true
   kubeAdmission: true
+  # Simulated resource usage for the autoscaling tests: kwok-controller serves each
+  # node's kubelet-like /metrics/nodes/<node>/metrics/resource from Metric objects, with
+  # pod usage from (Cluster)ResourceUsage objects; kwokctl installs the CRDs and the tests
+  # create the objects (tests/integration/metrics_server.py). metrics-server reads it.
+  enableCRDs: [Metric, ClusterResourceUsage, ResourceUsage]
 componentsPatches:
 - name: kube-apiserver
   extraArgs:
@@ -82,18 +87,22 @@ componentsPatches:
     value: $POD_CIDR
 EOF
   # kwokctl's default stages, except pod-ready (hack/kwok/pod-ready.yaml: pods the e2e
-  # pod runner serves turn Ready only when they answer). Given any stage, kwokctl
-  # adds none of its defaults, so the others come from kwok's own module.
+  # pod runner serves turn Ready only when they answer) and pod-complete
+  # (hack/kwok/pod-complete.yaml: Job pods the pod runner runs end by their exit code).
+  # Given any stage, kwokctl adds none of its defaults, so the others come from kwok's
+  # own module.
   local stages f
   stages="$(go_mod_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)/kustomize/stage"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-    pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    pod/fast/pod-delete.yaml; do
     [[ -f "$stages/$f" ]] || die "no $f in sigs.k8s.io/kwok@$KWOK_VERSION"
     printf -- '---\n'
     cat "$stages/$f"
   done
   printf -- '---\n'
   cat "$HACK_DIR/kwok/pod-ready.yaml"
+  printf -- '---\n'
+  cat "$HACK_DIR/kwok/pod-complete.yaml"
 }
 
 nodes_manifest() {
@@ -109,6 +118,8 @@ metadata:
     # kwokctl runs kwok-controller with --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
     kwok.x-k8s.io/node: fake
     node.alpha.kubernetes.io/ttl: "0"
+    # Where metrics-server reads this node's resource metrics: kwok-controller's path.
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-node-$i/metrics/resource
   labels:
     kubernetes.io/arch: amd64
     kubernetes.io/hostname: kwok-node-$i
@@ -123,6 +134,10 @@ status:
   addresses:
   - type: InternalIP
     address: $NODE_IP_PREFIX$((i + 1))
+  # kwok-controller, the nodes' kubelet endpoint (status.daemonEndpoints), listens on
+  # 127.0.0.1 only: metrics-server reaches it at this address.
+  - type: ExternalIP
+    address: 127.0.0.1
   - type: Hostname
     address: kwok-node-$i
   allocatable: {cpu: "32", memory: 256Gi, pods: "1500"}

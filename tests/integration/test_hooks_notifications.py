@@ -121,9 +121,10 @@ def set_version(cluster, namespace, name, version):
 
 
 def job(code: int) -> dict:
-    # Runs on this machine through the pod runner; it sees the rollout's context.
+    # Runs on this machine through the pod runner (kwok leaves podrunner.local/job pods
+    # to it: hack/kwok/pod-complete.yaml); it sees the rollout's context.
     script = f"import os, sys; assert os.environ['MODELOPS_AT'] == 'BeforePromotion'; sys.exit({code})"
-    return {"image": "podrunner.local/python", "command": ["python3", "-c", script]}
+    return {"image": "podrunner.local/job", "command": ["python3", "-c", script]}
 
 
 def metric(op, name: str, **labels) -> float:
