@@ -243,8 +243,9 @@ def render(r: dict) -> str:
              f"Reference {r['setup']['reference_rows']} rows, {r['setup']['features']} features "
              "(4 Gaussian, 3 lognormal, 3 Zipf categorical). modelops: PSI >= 0.1 and chi-square significant "
              "at 0.05 after Holm on the window. modelops_sequential: the sequential evidence the operator decides on, "
-             "a feature flagged when its anytime-valid p-value that PSI reaches 0.1 since some change point "
-             "(K = 240) is below 0.05 after Holm; fed in blocks of 50 rows (no-change windows: 50 rows or "
+             "a feature flagged at warn (0.1) when, at the change point with the most evidence (K = 240), its "
+             "anytime-valid p-value of a change is below 0.05 after Holm and its bias-corrected PSI estimate "
+             "reaches 0.1 (the fail band needs the 95% lower bound); fed in blocks of 50 rows (no-change windows: 50 rows or "
              "window/240, checked after up to 40 evenly spaced blocks and at the end, any check counts). "
              "Evidently: DataDriftPreset defaults." + (" (quick run)" if r["quick"] else ""), "",
              "## False alarm rate (no change; any feature flagged)", "",
