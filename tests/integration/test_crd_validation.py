@@ -173,6 +173,21 @@ INVALID = [
      ["spec.resources.requests.cpu", "should match"]),
     ("unknown-field", spec_with(replica=3),
      ["unknown field", "spec.replica"]),
+    ("autoscaling-min-zero", spec_with(autoscaling={"minReplicas": 0, "maxReplicas": 3, "podsMetric": {
+        "name": "inflight", "targetAverageValue": "4"}}),
+     ["spec.autoscaling.minReplicas", "greater than or equal to 1"]),
+    ("autoscaling-max-below-min", spec_with(autoscaling={"minReplicas": 4, "maxReplicas": 2, "podsMetric": {
+        "name": "inflight", "targetAverageValue": "4"}}),
+     ["spec.autoscaling", "maxReplicas must be at least"]),
+    ("autoscaling-no-target", spec_with(autoscaling={"minReplicas": 1, "maxReplicas": 2}),
+     ["spec.autoscaling", "exactly one of"]),
+    ("autoscaling-two-targets", spec_with(resources={"requests": {"cpu": "100m"}}, autoscaling={
+        "minReplicas": 1, "maxReplicas": 2, "targetCPUUtilizationPercentage": 50,
+        "podsMetric": {"name": "inflight", "targetAverageValue": "4"}}),
+     ["spec.autoscaling", "exactly one of"]),
+    ("autoscaling-cpu-without-request", spec_with(autoscaling={
+        "minReplicas": 1, "maxReplicas": 2, "targetCPUUtilizationPercentage": 50}),
+     ["spec", "spec.resources.requests.cpu is required"]),
 ]
 
 
