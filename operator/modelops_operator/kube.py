@@ -117,7 +117,7 @@ class KubeApi:
         meta = obj["metadata"]
         path = f"/api/v1/namespaces/{meta['namespace']}/{obj['kind'].lower()}s"
         try:
-            await self._run(self._raw, "POST", path, obj)
+            await self._run(self._raw, "POST", path, obj, "application/json", (("fieldManager", MANAGER),))
         except Conflict:
             return False
         return True
@@ -177,7 +177,8 @@ class KubeApi:
                             "resourceVersion": meta["resourceVersion"]},
                "spec": body.get("spec"), "status": status}
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/{PLURAL}/{meta['name']}/status"
-        return await self._run(self._raw, "PUT", path, obj)
+        # Under the operator's own field manager, so the object's managedFields say who wrote status.
+        return await self._run(self._raw, "PUT", path, obj, "application/json", (("fieldManager", MANAGER),))
 
     async def announce(self, body: dict, transition: dict) -> bool:
         """One Event per transition. Its name derives from the transition's sequence

@@ -20,6 +20,8 @@ from .planner import ANNOTATION
 from .status import parse_ts
 from .timeline import Timeline, finished
 
+PLUGIN_MANAGER = "kubectl-modelops"
+
 MARK = {"Pass": "+", "Fail": "x", "Inconclusive": "?"}
 
 
@@ -167,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("promote", "abort", "retry"):
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             body = {"metadata": {"annotations": {ANNOTATION.format(args.command): stamp}}}
-            api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name, body)
+            # Under a field manager of its own: the object's managedFields tell a person's
+            # command from the operator's status and the GitOps tool's spec.
+            api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name, body,
+                                               field_manager=PLUGIN_MANAGER)
             print(f"modeldeployment.{GROUP}/{args.name} {args.command} requested")
             return 0
         md = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, args.name)

@@ -144,6 +144,17 @@ def test_manual_promote_abort_and_retry(cluster, namespace, operator):
                                                            ["2.0.0", "Succeeded"]]
     missing = plugin(cluster, namespace, "status", "nobody")
     assert missing.returncode == 1 and "not found" in missing.stderr
+    # The object says who wrote what: the user's apply the spec, the operator the status
+    # (its own field manager, on the status subresource), the plugin its command annotations.
+    fields = json.loads(cluster.kubectl("get", "md", "churn", "-n", namespace, "--show-managed-fields",
+                                        "-o", "json").stdout)["metadata"]["managedFields"]
+    by = {(f["manager"], f.get("subresource", "")): f["fieldsV1"] for f in fields}
+    # (kubectl apply, patch and annotate are this test's own writes.)
+    assert set(by) == {("kubectl-client-side-apply", ""), ("kubectl-patch", ""), ("kubectl-annotate", ""),
+                       ("modelops-operator", "status"), ("kubectl-modelops", "")}, set(by)
+    assert set(by[("modelops-operator", "status")]) == {"f:status"}
+    assert set(by[("kubectl-modelops", "")]["f:metadata"]["f:annotations"]) == {"f:modelops.io/promote",
+                                                                                "f:modelops.io/retry"}
 
 
 def test_blue_green(cluster, namespace, operator):
