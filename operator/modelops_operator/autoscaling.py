@@ -7,7 +7,10 @@ subresource). The operator still applies the field, but with the value the HPA s
 operator stays a co-owner of the field. Leaving the field out instead would release
 it, and where the HPA had not written it yet, the API server would reset it to its
 default of 1 pod: a capacity drop. A new Deployment starts at spec.replicas (clamped
-to the HPA's range).
+to the HPA's range). The value applied is the one last observed: an apply made in the
+moment between an HPA's scale and its watch event would write the older size back once,
+and the HPA corrects it at its next sync; every HPA scale is itself a watch event that
+re-applies the new size.
 
 The rules, per strategy:
 - Replica-ratio canary: the weight is the candidate's share of pods. The stable keeps
