@@ -26,6 +26,7 @@ from .model_source import RESOLVER_LABEL, ResolverResult, fetch_error, resolver_
 from .naming import LABEL_MD, LABEL_REVISION, deployment_name, profile_configmap_name
 from .notifications import NotificationError, parse_notifications
 from .notifier import Notifier
+from .observed import Rejection
 from .planner import Observed, RevisionState, plan
 from .routers.gateway_readiness import GatewayState, RouteState, gateway_state, parent_key, route_state
 
@@ -34,6 +35,22 @@ Key = tuple[str, str]  # (namespace, name)
 ANALYSIS_TIMEOUT = 30.0
 GATEWAY_TTL = 5.0  # seconds a parent Gateway and its class, as read, are reused
 GATEWAYS = "/apis/gateway.networking.k8s.io/v1"
+REJECTION_TTL = 600.0  # seconds a refused child's verdict holds before one more apply is tried
+
+
+def rejection(err: Exception, obj: dict, generation) -> Rejection | None:
+    """The API server's refusal of a child as invalid (422, or 400 for a value it cannot
+    decode); None for any other error, which is retried with back-off."""
+    if getattr(err, "status", None) not in (400, 422):
+        return None
+    message, fields = str(getattr(err, "reason", "") or err), []
+    try:
+        status = json.loads(getattr(err, "body", None) or "{}")
+        message = status.get("message") or message
+        fields = [c.get("field", "") for c in (status.get("details") or {}).get("causes") or [] if c.get("field")]
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return Rejection(generation, obj["kind"], obj["metadata"]["name"], message[:1000], tuple(fields))
 
 
 class WorkQueue:
@@ -152,6 +169,7 @@ class Controller:
         self.feedback_keys: set[tuple[str, str, str]] = set()  # (namespace, Secret, uid) created or found
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
+        self.rejected: dict[Key, tuple[float, Rejection]] = {}  # (when, what) the API server refused
         self.tasks: list[asyncio.Task] = []
         self.background: set[asyncio.Task] = set()
         self.announcing = asyncio.Semaphore(2)
@@ -175,6 +193,7 @@ class Controller:
             self.fetch_errors.pop(key, None)
             self.announced.pop(key, None)
             self.job_results.pop(key, None)
+            self.rejected.pop(key, None)
             self.hooks.ensure(key, [])
             self.queue.forget(key)
             return
@@ -297,13 +316,38 @@ class Controller:
                 revisions[rev] = dataclasses.replace(revisions[rev], fetch_error=sorted(errors.values())[0])
         return revisions
 
-    async def _resolver_pods(self, key: Key, wanted: dict | None) -> None:
+    def _refused(self, key: Key, err: Exception, obj: dict, generation) -> bool:
+        """Records a child the API server refused as invalid; False for other errors."""
+        refused = rejection(err, obj, generation)
+        if refused is None:
+            return False
+        log.warning("%s/%s: the API server refused %s %s: %s", *key, refused.kind, refused.name, refused.message)
+        self.rejected[key] = (asyncio.get_running_loop().time(), refused)
+        return True
+
+    def _rejection_of(self, key: Key, generation) -> Rejection | None:
+        """The refusal that holds for this generation, if any (a new generation, or one
+        older than REJECTION_TTL, is applied again)."""
+        when, refused = self.rejected.get(key, (0.0, None))
+        if refused is None:
+            return None
+        if refused.generation != generation or asyncio.get_running_loop().time() - when > REJECTION_TTL:
+            self.rejected.pop(key, None)
+            return None
+        return refused
+
+    async def _resolver_pods(self, key: Key, wanted: dict | None, generation=None) -> None:
         """Exactly the resolver pod the plan wants exists: a new one is created, and
         any other (finished, superseded) is deleted."""
         pods = self.resolvers[key]
         name = wanted["metadata"]["name"] if wanted else None
         if name and name not in pods:
-            await self.api.apply(wanted)
+            try:
+                await self.api.apply(wanted)
+            except Exception as err:
+                if not self._refused(key, err, wanted, generation):
+                    raise
+                return
             pods[name] = None
         for other in [n for n in pods if n != name]:
             await self.api.delete_pod(key[0], other)
@@ -444,7 +488,8 @@ class Controller:
                             resolvers={n: r for n, r in self.resolvers.get(key, {}).items() if r is not None},
                             hook_results={**self.hooks.results_for(key), **self.job_results.get(key, {})})
         now = self.clock()
-        observed = dataclasses.replace(observed, autoscalers=frozenset(self.autoscalers.get(key, ())))
+        observed = dataclasses.replace(observed, autoscalers=frozenset(self.autoscalers.get(key, ())),
+                                       rejected=self._rejection_of(key, meta.get("generation")))
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:
             verdict = await self._analyse(p.analysis)
@@ -479,6 +524,12 @@ class Controller:
             except MissingApi as err:
                 missing.append(str(err))
                 return
+            except Exception as err:
+                # A child the API server refuses as invalid is refused again on every retry:
+                # the next pass marks the spec InvalidSpec instead (planner.py).
+                if not self._refused(key, err, obj, meta.get("generation")):
+                    raise
+                return
             self.applied[ref] = digest
 
         # The pods' feedback key Secret: created once (feedback_key.py), before the
@@ -486,7 +537,13 @@ class Controller:
         for secret in feedback_key.secrets_used(p.apply):
             ref = (key[0], secret, meta["uid"])
             if ref not in self.feedback_keys:
-                await self.api.create_once(feedback_key.secret(meta, (body.get("spec") or {}).get("model") or {}))
+                secret_obj = feedback_key.secret(meta, (body.get("spec") or {}).get("model") or {})
+                try:
+                    await self.api.create_once(secret_obj)
+                except Exception as err:
+                    if not self._refused(key, err, secret_obj, meta.get("generation")):
+                        raise
+                    return 0.0
                 self.feedback_keys.add(ref)
 
         # Children of one ModelDeployment do not depend on each other: apply them at once.
@@ -510,7 +567,7 @@ class Controller:
         if missing:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
         if p.resolver is not None or self.resolvers.get(key):
-            await self._resolver_pods(key, p.resolver)
+            await self._resolver_pods(key, p.resolver, meta.get("generation"))
         # The planner lists the HTTP hooks still to answer; what it recorded is forgotten.
         self.hooks.ensure(key, p.hook_calls)
 
@@ -521,6 +578,6 @@ class Controller:
             self.announced[key] = transition["seq"]
             self._spawn(self._announce(key, body, transition, defer=True))
 
-        if p.transition is not None:
-            return 0.0  # one transition per pass: look again at once
+        if p.transition is not None or (observed.rejected is None and self._rejection_of(key, meta.get("generation"))):
+            return 0.0  # one transition per pass, or a refused child to mark: look again at once
         return p.requeue_after if p.requeue_after is not None else self.config.resync_seconds

@@ -13,6 +13,11 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED = {LABEL_MANAGED_BY: MANAGER}
 
 STABLE, CANDIDATE = "stable", "candidate"
+SERVICE_ROLES = ("stable", "canary", "preview")
+# Every Service name (NAME, NAME-ROLE) must be a DNS-1035 label of at most 63 characters:
+# the longest role suffix bounds the ModelDeployment's name (the CRD's root rule says so too).
+# Deployments (NAME-REVISION), HPAs, ConfigMaps, the HTTPRoute and Secrets are DNS subdomains.
+MAX_NAME_LENGTH = 63 - max(len(f"-{role}") for role in SERVICE_ROLES)
 
 
 def label_value(text: str) -> str:

@@ -16,6 +16,17 @@ class RevisionState:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """The API server refused a child the plan wanted (422 Invalid): the spec of this
+    generation cannot be realised, and applying it again would be refused again."""
+    generation: int | None
+    kind: str
+    name: str
+    message: str  # the API server's, which names the child's field
+    fields: tuple[str, ...] = ()  # the child's fields its status details name
+
+
+@dataclass(frozen=True)
 class Observed:
     revisions: dict[str, RevisionState] = field(default_factory=dict)
     # Names of its HorizontalPodAutoscalers that exist (keyword only: the fields above are given by position).
@@ -24,6 +35,7 @@ class Observed:
     gateways: tuple[GatewayState, ...] | None = None  # its parent Gateways; None: not read
     resolvers: dict[str, ResolverResult] = field(default_factory=dict)  # finished resolver pods by name
     hook_results: dict[str, tuple[str, str]] = field(default_factory=dict)  # hook run id -> (phase, message)
+    rejected: Rejection | None = field(default=None, kw_only=True)  # a child the API server refused
 
     def ready(self, revision: str | None) -> int:
         state = self.revisions.get(revision) if revision else None

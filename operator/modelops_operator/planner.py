@@ -19,7 +19,7 @@ from .lifecycle import ANNOTATION, Rollout, Transition, record_transition
 from .model_source import resolver_pod
 from .naming import common_labels
 from .observed import Observed, RevisionState
-from .spec import SpecError, parse
+from .spec import SpecError, check_metadata, parse
 from .status import condition, set_condition
 
 __all__ = ["ANNOTATION", "Observed", "Plan", "RevisionState", "plan"]
@@ -45,8 +45,17 @@ def plan(meta: dict, raw_spec: dict, status: dict | None, observed: Observed, no
     status = copy.deepcopy(status or {})
     generation = meta.get("generation")
     try:
+        check_metadata(meta)
         spec = parse(raw_spec)
     except SpecError as err:
+        invalid = _invalid(status, err, now, generation)
+        invalid.status["observedGeneration"] = generation
+        return invalid
+    rejected = observed.rejected
+    if rejected is not None and rejected.generation == generation:
+        # Applying the same spec again would be refused again: it is invalid, not a failure to retry.
+        err = SpecError(rejected_field(rejected), f"the API server refused the {rejected.kind} {rejected.name}: "
+                                                  f"{rejected.message}")
         invalid = _invalid(status, err, now, generation)
         invalid.status["observedGeneration"] = generation
         return invalid
@@ -91,6 +100,34 @@ def plan(meta: dict, raw_spec: dict, status: dict | None, observed: Observed, no
                 transition=rollout.transition,
                 analysis=rollout.analysis, requeue_after=min(due) if due else None,
                 resolver=resolver if pin is not None else None, hook_calls=rollout.hook_calls)
+
+
+# The spec field a refused child's field comes from: (kind, the child's field starts with) -> spec field.
+_CHILD_FIELDS = (
+    (None, "metadata.name", "metadata.name"),
+    ("HTTPRoute", "spec.hostnames", "spec.strategy.trafficRouting.gatewayAPI.hostnames"),
+    ("HTTPRoute", "spec.parentRefs", "spec.strategy.trafficRouting.gatewayAPI.parentRefs"),
+    ("HTTPRoute", "spec.rules", "spec.strategy.abTest"),
+    ("Deployment", "spec.template.spec.containers[0].image", "spec.model.image"),
+    ("Deployment", "spec.template.spec.containers[0].resources", "spec.resources"),
+    ("Deployment", "spec.template.spec.containers[1].image", "spec.monitor.image"),
+    ("Deployment", "spec.template.spec.containers[1].resources", "spec.monitor.resources"),
+    ("Deployment", "spec.template.spec.containers[1].ports", "spec.monitor.port"),
+    ("Deployment", "spec.template.spec.initContainers", "spec.model"),
+    ("Deployment", "spec.template.spec.volumes", "spec.monitor.referenceProfile"),
+    ("Service", "spec.ports", "spec.monitor.port"),
+)
+_CHILD_KINDS = {"Deployment": "spec.model", "Service": "metadata.name", "HTTPRoute": "spec.strategy.trafficRouting",
+                "HorizontalPodAutoscaler": "spec.autoscaling", "Job": "spec.hooks", "Pod": "spec.model",
+                "ConfigMap": "spec.monitor.referenceProfile.inline", "Secret": "metadata.name"}
+
+
+def rejected_field(rejected) -> str:
+    """The ModelDeployment's field behind the child field the API server refused."""
+    for kind, child, field_ in _CHILD_FIELDS:
+        if kind in (None, rejected.kind) and any(f.startswith(child) for f in rejected.fields):
+            return field_
+    return _CHILD_KINDS.get(rejected.kind, "spec")
 
 
 def _invalid(status: dict, err: SpecError, now: datetime, generation) -> Plan:

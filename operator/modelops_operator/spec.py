@@ -18,10 +18,11 @@ from pathlib import Path
 import yaml
 
 from .autoscaling import Autoscaling
-from .durations import parse_duration
 from .hooks import Hook, HookError, parse_hooks
 from .model_source import ModelSource, parse_source, pinned_revision
 from .notifications import NotificationError, Webhook, parse_notifications
+from . import validation
+from .validation import Invalid
 
 CRD_FILE = Path(__file__).with_name("crd.yaml")
 STRATEGY_BLOCKS = {"Canary": "canary", "BlueGreen": "blueGreen", "Shadow": "shadow", "ABTest": "abTest"}
@@ -152,9 +153,17 @@ def revision_of(spec: dict) -> str:
 
 def _duration(value, path: str) -> float:
     try:
-        return parse_duration(value)
-    except ValueError as err:
-        raise SpecError(path, str(err)) from None
+        return validation.duration(value, path)
+    except Invalid as err:
+        raise SpecError(err.field, err.problem) from None
+
+
+def check_metadata(meta: dict) -> None:
+    """metadata.name, the stem of every child's name: SpecError unless every child name fits."""
+    try:
+        validation.check_name(meta.get("name"))
+    except Invalid as err:
+        raise SpecError(err.field, err.problem) from None
 
 
 def _require(obj: dict, key: str, path: str):
@@ -195,6 +204,11 @@ def parse(raw_spec: dict) -> Spec:
     for key in ("name", "version", "image"):
         _require(model, key, "spec.model")
     source = _source(model)
+    try:
+        # What the children's APIs would refuse (the CRD's rules, mirrored).
+        validation.spec(spec)
+    except Invalid as err:
+        raise SpecError(err.field, err.problem) from None
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         raise SpecError("spec.replicas", "must be an integer of at least 1")
@@ -343,8 +357,11 @@ def _autoscaling(spec: dict) -> Autoscaling | None:
     metric = raw["podsMetric"]
     if not isinstance(metric, dict) or not isinstance(metric.get("name"), str) or not metric["name"]:
         raise SpecError(f"{path}.podsMetric.name", "is required")
+    if metric["name"] in (".", "..") or "/" in metric["name"] or "%" in metric["name"]:
+        raise SpecError(f"{path}.podsMetric.name", "must be a path segment: not . or .., and without / or %")
     target = metric.get("targetAverageValue")
-    if isinstance(target, bool) or not isinstance(target, (str, int)) or str(target).strip() in ("", "0"):
+    amount = validation.quantity(target)
+    if amount is None or amount <= 0:
         raise SpecError(f"{path}.podsMetric.targetAverageValue", "must be a quantity above 0, e.g. \"10\" or 500m")
     return Autoscaling(low, high, pods_metric=metric["name"], pods_target=str(target))
 

@@ -263,3 +263,125 @@ def test_spec_update_to_invalid_is_rejected_and_object_unchanged(cluster, namesp
     md = json.loads(cluster.kubectl("get", "md", "churn", "-n", namespace, "-o", "json").stdout)
     assert [s["weight"] for s in md["spec"]["strategy"]["canary"]["steps"]] == [10, 50]
     assert md["metadata"]["generation"] == 1
+
+
+# --- what the children's APIs would refuse is refused at admission ---------------------
+HOOK = {"name": "check", "at": "BeforeStep", "http": {"url": "https://hooks.example/check"}}
+JOB_HOOK = {"name": "eval", "at": "BeforeRollout", "job": {"image": "registry.example/eval:1"}}
+
+
+def named(name: str) -> dict:
+    doc = copy.deepcopy(BASE)
+    doc["metadata"]["name"] = name
+    return doc
+
+
+def gateway(**changes) -> dict:
+    return {"gatewayAPI": {"parentRefs": [{"name": "ml-gateway"}], **changes}}
+
+
+# (id, document, the field both the API server and the operator name, what the server says)
+ADMISSION = [
+    ("name-too-long", named("a" * 56), "metadata.name", ["metadata.name must be at most 55"]),
+    ("name-starts-with-digit", named("0churn"), "metadata.name", ["metadata.name must be a DNS label"]),
+    ("name-with-dot", named("churn.v2"), "metadata.name", ["metadata.name must be a DNS label"]),
+    ("image-upper-case", spec_with(model__image="Registry.example/Churn:1"), "spec.model.image",
+     ["spec.model.image", "container image reference"]),
+    ("image-space", spec_with(model__image="registry.example/churn :1"), "spec.model.image",
+     ["spec.model.image", "container image reference"]),
+    ("monitor-image", spec_with(monitor={"image": "monitor:"}), "spec.monitor.image",
+     ["spec.monitor.image", "container image reference"]),
+    ("hostname-underscore", spec_with(strategy__trafficRouting=gateway(hostnames=["bad_host.example"])),
+     "spec.strategy.trafficRouting.gatewayAPI.hostnames[0]",
+     ["spec.strategy.trafficRouting.gatewayAPI.hostnames[0]", "should match"]),
+    ("hostname-inner-wildcard", spec_with(strategy__trafficRouting=gateway(hostnames=["api.*.example"])),
+     "spec.strategy.trafficRouting.gatewayAPI.hostnames[0]",
+     ["spec.strategy.trafficRouting.gatewayAPI.hostnames[0]", "should match"]),
+    ("parent-port-zero", spec_with(strategy__trafficRouting={"gatewayAPI": {"parentRefs": [
+        {"name": "ml-gateway", "port": 0}]}}), "spec.strategy.trafficRouting.gatewayAPI.parentRefs[0].port",
+     ["spec.strategy.trafficRouting.gatewayAPI.parentRefs[0].port", "greater than or equal to 1"]),
+    ("parent-twice", spec_with(strategy__trafficRouting={"gatewayAPI": {"parentRefs": [
+        {"name": "ml-gateway"}, {"name": "ml-gateway"}]}}), "spec.strategy.trafficRouting.gatewayAPI.parentRefs",
+     ["spec.strategy.trafficRouting.gatewayAPI.parentRefs", "referenced only once"]),
+    ("parent-namespace", spec_with(strategy__trafficRouting={"gatewayAPI": {"parentRefs": [
+        {"name": "ml-gateway", "namespace": "Infra"}]}}),
+     "spec.strategy.trafficRouting.gatewayAPI.parentRefs[0].namespace",
+     ["spec.strategy.trafficRouting.gatewayAPI.parentRefs[0].namespace", "should match"]),
+    ("monitor-port-model", spec_with(monitor={"port": 3000}), "spec.monitor.port",
+     ["spec.monitor.port", "must not be 3000"]),
+    ("negative-request", spec_with(resources={"requests": {"cpu": "-1"}}), "spec.resources.requests.cpu",
+     ["spec.resources.requests", "must not be negative"]),
+    ("request-above-limit", spec_with(resources={"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}),
+     "spec.resources.requests.memory", ["spec.resources", "must not exceed its limit"]),
+    ("unknown-resource", spec_with(resources={"requests": {"gpu": "1"}}), "spec.resources.requests.gpu",
+     ["spec.resources.requests", "resource names are"]),
+    ("gpu-overcommitted", spec_with(resources={"requests": {"nvidia.com/gpu": 1}}),
+     "spec.resources.limits.nvidia.com/gpu", ["spec.resources", "cannot be overcommitted"]),
+    ("gpu-fraction", spec_with(resources={"requests": {"nvidia.com/gpu": "500m"},
+                                          "limits": {"nvidia.com/gpu": "500m"}}),
+     "spec.resources.requests.nvidia.com/gpu", ["spec.resources.requests", "whole units"]),
+    ("progress-deadline-zero", spec_with(progressDeadline="0s"), "spec.progressDeadline",
+     ["spec.progressDeadline", "must be above 0"]),
+    ("latency-bound-zero", spec_with(analysis={"slo": {"maxLatencyP99": "0ms"}}), "spec.analysis.slo.maxLatencyP99",
+     ["spec.analysis.slo.maxLatencyP99", "must be above 0"]),
+    ("window-too-short", spec_with(monitor={"window": "500ms"}), "spec.monitor.window",
+     ["spec.monitor.window", "at least 1s"]),
+    ("resolve-interval-short", spec_with(model__uri="s3://models/churn/", model__resolveInterval="5s"),
+     "spec.model.resolveInterval", ["spec.model.resolveInterval", "at least 10s"]),
+    ("scale-down-delay-overflow", spec_with(strategy__scaleDownDelay="99999999999h"), "spec.strategy.scaleDownDelay",
+     ["spec.strategy.scaleDownDelay"]),
+    ("hook-url-ftp", spec_with(hooks=[{**HOOK, "http": {"url": "ftp://hooks.example/x"}}]), "spec.hooks[0].http.url",
+     ["spec.hooks[0].http.url", "should match"]),
+    ("hook-url-no-host", spec_with(hooks=[{**HOOK, "http": {"url": "https:///check"}}]), "spec.hooks[0].http.url",
+     ["spec.hooks[0].http.url", "should match"]),
+    ("hook-poll-zero", spec_with(hooks=[{**HOOK, "http": {"url": "https://h.example", "pollInterval": "0s"}}]),
+     "spec.hooks[0].http.pollInterval", ["spec.hooks[0].http.pollInterval", "at least 1s"]),
+    ("hook-deadline-zero", spec_with(hooks=[{**JOB_HOOK, "deadline": "0s"}]), "spec.hooks[0].deadline",
+     ["spec.hooks[0].deadline", "at least 1s"]),
+    ("hook-job-image", spec_with(hooks=[{**JOB_HOOK, "job": {"image": "eval image"}}]), "spec.hooks[0].job.image",
+     ["spec.hooks[0].job.image", "container image reference"]),
+    ("hook-service-account", spec_with(hooks=[{**JOB_HOOK, "job": {"image": "eval:1", "serviceAccountName": "a..b"}}]),
+     "spec.hooks[0].job.serviceAccountName", ["spec.hooks[0].job.serviceAccountName", "DNS subdomain"]),
+    ("notification-url", spec_with(notifications=[{"name": "ops", "url": "https://"}]), "spec.notifications[0].url",
+     ["spec.notifications[0].url", "should match"]),
+    ("provider-address", spec_with(analysis={"provider": {"address": "http://"}}), "spec.analysis.provider.address",
+     ["spec.analysis.provider.address", "with a host"]),
+    ("pods-metric-zero", spec_with(autoscaling={"minReplicas": 1, "maxReplicas": 2, "podsMetric": {
+        "name": "inflight", "targetAverageValue": "0"}}), "spec.autoscaling.podsMetric.targetAverageValue",
+     ["spec.autoscaling.podsMetric.targetAverageValue", "above 0"]),
+    ("pods-metric-slash", spec_with(autoscaling={"minReplicas": 1, "maxReplicas": 2, "podsMetric": {
+        "name": "a/b", "targetAverageValue": "4"}}), "spec.autoscaling.podsMetric.name",
+     ["spec.autoscaling.podsMetric.name", "path segment"]),
+    ("profile-configmap-key", spec_with(monitor={"referenceProfile": {"configMapRef": {"name": "p", "key": "a/b"}}}),
+     "spec.monitor.referenceProfile.configMapRef.key",
+     ["spec.monitor.referenceProfile.configMapRef.key", "should match"]),
+    ("ab-header-twice", spec_with(strategy={"type": "ABTest", "trafficRouting": GATEWAY, "abTest": {
+        "match": {"headers": [{"name": "X-Group", "value": "b"}, {"name": "x-group", "value": "c"}]},
+        "decision": AB["decision"]}}), "spec.strategy.abTest.match.headers[1].name",
+     ["spec.strategy.abTest.match.headers", "may appear once"]),
+]
+
+# Edge values that are fine: the children accept them.
+ADMITTED = [
+    ("name-55", named("a" * 55)),
+    ("wildcard-hostname", spec_with(strategy__trafficRouting=gateway(hostnames=["*.models.example", "a.example"]))),
+    ("image-digest", spec_with(model__image="registry.example:5000/ml/churn:1.3.0@sha256:" + "a" * 64)),
+    ("scale-down-at-once", spec_with(strategy__scaleDownDelay="0s")),
+    ("gpu", spec_with(resources={"requests": {"cpu": "1", "nvidia.com/gpu": 1}, "limits": {"nvidia.com/gpu": "1"}})),
+    ("two-listeners", spec_with(strategy__trafficRouting={"gatewayAPI": {"parentRefs": [
+        {"name": "gw", "sectionName": "http"}, {"name": "gw", "sectionName": "https"}]}})),
+]
+
+
+@pytest.mark.parametrize("name,doc,field,expected", ADMISSION, ids=[c[0] for c in ADMISSION])
+def test_what_a_child_would_refuse_is_refused_at_admission(cluster, namespace, name, doc, field, expected):
+    result = create(cluster, namespace, doc)
+    assert result.returncode != 0, f"{name} was accepted"
+    for fragment in expected:
+        assert fragment in result.stderr, f"{fragment!r} not in: {result.stderr}"
+
+
+@pytest.mark.parametrize("name,doc", ADMITTED, ids=[c[0] for c in ADMITTED])
+def test_edge_values_the_children_accept_are_admitted(cluster, namespace, name, doc):
+    result = create(cluster, namespace, doc)
+    assert result.returncode == 0, f"{name}: {result.stderr}"
