@@ -137,7 +137,7 @@ def test_replica_canary_holds_its_share_while_the_hpa_scales_the_stable(cluster,
                             "candidateReady": c_ready, "share": round(100 * c / (s + c)) if s + c else 0,
                             "statusWeight": weights.get("candidate"), "loadMillicores": load.millicores,
                             "perPodMillicores": load.per_pod})
-        sampler = sample_every(3.0, sample, stop)
+        sampler = sample_every(1.0, sample, stop)
         time.sleep(6)
         load.set(600)  # 150m per pod of 4: three times the target
 
