@@ -14,7 +14,7 @@ BIN := $(MODELOPS_CACHE)/bin/$(KUBE_VERSION)
 HELM := $(BIN)/helm
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps binaries gateways stores metrics-server cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
+.PHONY: help venv deps binaries gateways stores metrics-server flux cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ stores: venv ## Build the model stores the tests run (Versity S3 gateway, an MLf
 metrics-server: ## Build metrics-server, the resource metrics API the autoscaling tests' HPAs read, if missing
 	hack/build-metrics-server.sh
 
+flux: ## Build Flux's source-controller and kustomize-controller, the GitOps tool the GitOps test runs, if missing
+	hack/build-flux.sh
+
 cluster-up: binaries ## Start the local cluster (etcd, apiserver, controller-manager, scheduler, kwok)
 	hack/cluster.sh up
 	@echo "export KUBECONFIG=$$(hack/cluster.sh kubeconfig)"
@@ -59,7 +62,7 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 	$(HELM) lint --strict charts/modelops
 	diff -u manifests/operator.yaml <(manifests/render.sh $(HELM))
 
-test: venv deps binaries gateways stores metrics-server ## Run the whole test suite (unit, integration and end-to-end on the local cluster)
+test: venv deps binaries gateways stores metrics-server flux ## Run the whole test suite (unit, integration and end-to-end on the local cluster)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 .PHONY: e2e
