@@ -20,7 +20,9 @@ from .planner import ANNOTATION
 from .status import parse_ts
 from .timeline import Timeline, finished
 
-PLUGIN_MANAGER = "kubectl-modelops"
+# Not "kubectl-...": Flux's kustomize-controller strips every Update entry whose manager
+# starts with "kubectl" (its cleanup of kubectl apply edits) and would report drift.
+PLUGIN_MANAGER = "modelops-plugin"
 
 MARK = {"Pass": "+", "Fail": "x", "Inconclusive": "?"}
 

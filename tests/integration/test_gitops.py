@@ -27,23 +27,13 @@ from .operator_harness import OperatorProcess, get_md, install_chart, wait_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.skipif(not git_available(), reason="needs git")]
 
-# kustomize-controller removes every non-subresource Update managedFields entry whose manager
-# name starts with "kubectl" (its cleanup of `kubectl apply` edits, prefix match), so the
-# plugin's field manager `kubectl-modelops` makes the first reconcile after a promote apply
-# the ModelDeployment "configured". With a manager name outside that prefix every check
-# below through the managedFields one passes.
-KUBECTL_PREFIX = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="the plugin's field manager kubectl-modelops matches Flux's 'kubectl' cleanup prefix: "
-           "Flux reports the ModelDeployment configured after a promote")
-
 RELEASE = "modelops-op"
 NAME = "churn"
 KS = "apps"  # the Kustomization (and GitRepository)
 PASS = [{"name": "healthy", "query": "vector(1)", "min": 1}]
 FAIL = [{"name": "healthy", "query": "vector(0)", "min": 1}]
 OPERATOR_MANAGER = "modelops-operator"
-PLUGIN_MANAGER = "kubectl-modelops"
+PLUGIN_MANAGER = "modelops-plugin"
 
 
 def md(namespace, version, checks=PASS):
@@ -197,7 +187,6 @@ def degraded(st) -> str | None:
     return next((c["status"] for c in st.get("conditions", []) if c["type"] == "Degraded"), None)
 
 
-@KUBECTL_PREFIX
 def test_flux_sees_no_drift_across_rollouts(cluster, namespace, operator, flux, git, gitops):
     obs = Observer(cluster, flux, namespace, git.work)
 

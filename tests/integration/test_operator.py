@@ -151,9 +151,9 @@ def test_manual_promote_abort_and_retry(cluster, namespace, operator):
     by = {(f["manager"], f.get("subresource", "")): f["fieldsV1"] for f in fields}
     # (kubectl apply, patch and annotate are this test's own writes.)
     assert set(by) == {("kubectl-client-side-apply", ""), ("kubectl-patch", ""), ("kubectl-annotate", ""),
-                       ("modelops-operator", "status"), ("kubectl-modelops", "")}, set(by)
+                       ("modelops-operator", "status"), ("modelops-plugin", "")}, set(by)
     assert set(by[("modelops-operator", "status")]) == {"f:status"}
-    assert set(by[("kubectl-modelops", "")]["f:metadata"]["f:annotations"]) == {"f:modelops.io/promote",
+    assert set(by[("modelops-plugin", "")]["f:metadata"]["f:annotations"]) == {"f:modelops.io/promote",
                                                                                 "f:modelops.io/retry"}
 
 

@@ -56,7 +56,7 @@ def test_normal_traffic_is_quiet_then_shifted_traffic_drifts(models_dir, start):
     wait_rows(monitor, 2000)
     # Ground truth arrives later, by prediction id.
     r = httpx.post(monitor + "/feedback", json={"labels": stats["labels"]})
-    assert r.json() == {"matched": 2000, "unmatched": 0, "malformed": 0}
+    assert r.json() == {"matched": 2000, "unmatched": 0, "malformed": 0, "unverified": 0}
     m = scrape(monitor)
     base = {"modeldeployment": "churn", "namespace": "ml", "track": "canary", "revision": "r1"}
     assert value(m, "modelops_window_samples", **base) == 2000
