@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from .. import kube
+from ..prom import Prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"
@@ -43,3 +44,11 @@ def install_crd(cluster) -> None:
         "get", "crd", "modeldeployments.modelops.io", "-o",
         'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False).stdout == "True",
         60, message="the ModelDeployment CRD to be established")
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    """A real Prometheus (the one build every test uses) for the analysis's PromQL checks."""
+    prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
+    yield prom
+    prom.stop()

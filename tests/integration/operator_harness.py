@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..kube import wait_for
@@ -61,6 +62,23 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+@contextmanager
+def chart_operator(cluster, namespace: str, release: str, prometheus_url: str, tmp_path: Path, **env: str):
+    """The chart installed as `release`, and the operator running as its ServiceAccount
+    (with `env` added); its log is printed afterwards, so pytest shows it on failure."""
+    install_chart(cluster, namespace, release)
+    kubeconfig = cluster.service_account_kubeconfig(namespace, f"{release}-operator", tmp_path / "sa.kubeconfig")
+    op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus_url)
+    op.env.update(env)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(op.log()[-20000:])
+        cluster.helm("uninstall", release, "-n", namespace, "--wait", check=False)
 
 
 def get_md(cluster, namespace: str, name: str) -> dict:

@@ -22,8 +22,7 @@ import yaml
 
 from ..flux import KUSTOMIZE_MANAGER, GitServer, git_available, start_flux, wait_quiet
 from ..kube import TEST_NAMESPACE_LABEL, wait_for
-from ..prom import Prometheus
-from .operator_harness import OperatorProcess, get_md, install_chart, wait_phase
+from .operator_harness import chart_operator, get_md, wait_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.skipif(not git_available(), reason="needs git")]
 
@@ -60,13 +59,6 @@ def repo_files(namespace, version, checks=PASS):
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
-    yield prom
-    prom.stop()
-
-
-@pytest.fixture(scope="module")
 def flux(cluster, tmp_path_factory):
     f = start_flux(cluster, tmp_path_factory.mktemp("flux"))
     yield f
@@ -75,14 +67,8 @@ def flux(cluster, tmp_path_factory):
 
 @pytest.fixture
 def operator(cluster, crd, namespace, prometheus, tmp_path):
-    install_chart(cluster, namespace, RELEASE)
-    kubeconfig = cluster.service_account_kubeconfig(namespace, f"{RELEASE}-operator", tmp_path / "sa.kubeconfig")
-    op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus.url)
-    op.start()
-    yield op
-    op.stop()
-    print(op.log()[-20000:])  # pytest shows it when the test failed
-    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
+    with chart_operator(cluster, namespace, RELEASE, prometheus.url, tmp_path) as op:
+        yield op
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 
 from ..e2e.podrunner import PodRunner
 from ..kube import wait_for
-from ..prom import Prometheus, free_port
-from .operator_harness import OperatorProcess, event_reasons, get_md, install_chart, wait_phase
+from ..prom import free_port
+from .operator_harness import chart_operator, event_reasons, get_md, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -69,25 +69,13 @@ def receiver():
     r.close()
 
 
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
-    yield prom
-    prom.stop()
-
-
 @pytest.fixture
 def operator(cluster, crd, namespace, prometheus, tmp_path):
-    install_chart(cluster, namespace, RELEASE)
-    kubeconfig = cluster.service_account_kubeconfig(namespace, f"{RELEASE}-operator", tmp_path / "sa.kubeconfig")
-    op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus.url)
-    op.metrics_port = free_port()
-    op.env.update(MODELOPS_METRICS_PORT=str(op.metrics_port), MODELOPS_METRICS_ADDRESS="127.0.0.1")
-    op.start()
-    yield op
-    op.stop()
-    print(op.log()[-20000:])
-    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
+    port = free_port()
+    with chart_operator(cluster, namespace, RELEASE, prometheus.url, tmp_path, MODELOPS_METRICS_PORT=str(port),
+                        MODELOPS_METRICS_ADDRESS="127.0.0.1") as op:
+        op.metrics_port = port
+        yield op
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import time
 import pytest
 
 from ..conftest import gateway_routing
-from ..prom import Prometheus
 from ..kube import wait_for
-from .operator_harness import OperatorProcess, children, event_reasons, get_md, install_chart, wait_phase
+from .operator_harness import chart_operator, children, event_reasons, get_md, wait_phase
 
 pytestmark = pytest.mark.cluster
 
@@ -37,23 +36,10 @@ def md(name, version="1.0.0", strategy=None, checks=PASS, replicas=4, **analysis
     }
 
 
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory):
-    prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
-    yield prom
-    prom.stop()
-
-
 @pytest.fixture
 def operator(cluster, crd, namespace, prometheus, tmp_path):
-    install_chart(cluster, namespace, RELEASE)
-    kubeconfig = cluster.service_account_kubeconfig(namespace, f"{RELEASE}-operator", tmp_path / "sa.kubeconfig")
-    op = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus.url)
-    op.start()
-    yield op
-    op.stop()
-    print(op.log()[-20000:])  # pytest shows it when the test failed
-    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
+    with chart_operator(cluster, namespace, RELEASE, prometheus.url, tmp_path) as op:
+        yield op
 
 
 def apply(cluster, namespace, doc):

@@ -25,7 +25,7 @@ import pytest
 from ..conftest import gateway_routing
 from ..kube import wait_for
 from .operator_harness import OperatorProcess, events, get_md, install_chart
-from .test_operator import FAIL, PASS, RELEASE, apply, md, prometheus, set_version  # noqa: F401 - fixture
+from .test_operator import FAIL, PASS, RELEASE, apply, md, set_version
 
 pytestmark = pytest.mark.cluster
 
