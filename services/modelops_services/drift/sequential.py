@@ -277,7 +277,9 @@ class SequentialEvidence:
         order = (self.head - np.arange(self.filled)) % k  # newest block first
         suffix = np.cumsum(self.slots[order], axis=0).astype(np.float64)  # segment from block i back to now
         # Bounds at each band's quantile, then the 95% one and the estimate for display.
-        zs = (*self.config.band_z, BOUND_Z, 0.0)
+        # (By default the bands' quantiles are those two already: each is computed once.)
+        zs = tuple(dict.fromkeys((*self.config.band_z, BOUND_Z, 0.0)))
+        at = {z: i for i, z in enumerate(zs)}
         log_e = np.full((self.filled, n_feat), -np.inf)
         bound = np.zeros((len(zs), self.filled, n_feat))
         rows = np.zeros((self.filled, n_feat))
@@ -295,14 +297,15 @@ class SequentialEvidence:
         # segment and read, chance would carry some bound over a band it is under.
         effect = bound[:, best, cols] if self.filled else np.zeros((len(zs), n_feat))
         top = np.maximum(log_e[best, cols], 0.0) if self.filled else np.zeros(n_feat)
-        band_e = np.where(effect[:len(bands)] >= bands[:, None] - 1e-12, top[None, :], 0.0)
+        by_band = effect[[at[z] for z in self.config.band_z]]
+        band_e = np.where(by_band >= bands[:, None] - 1e-12, top[None, :], 0.0)
         return EvidenceReport(
             start_points=k,
             blocks=self.filled,
             rows=rows[-1] if self.filled else np.zeros(n_feat),
             log_evidence=top,
             segment_rows=rows[best, cols] if self.filled else np.zeros(n_feat),
-            psi_lower=effect[-2],
-            psi_estimate=effect[-1],
+            psi_lower=effect[at[BOUND_Z]],
+            psi_estimate=effect[at[0.0]],
             band_evidence=np.maximum(band_e, 0.0),
         )
