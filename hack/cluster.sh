@@ -77,6 +77,16 @@ componentsPatches:
   extraArgs:
   - key: service-cluster-ip-range
     value: $SERVICE_CIDR
+# One instance each and nothing restarts them: with leader election they would exit
+# once the API server or etcd stalls past the renew deadline (the fault tests stall both).
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 # kwok-controller --cidr: the pod IP pool for nodes without spec.podCIDR (ours have
 # none, so all pods share it). A flag, not a KwokConfiguration document: kwokctl would
 # save that document without kwok's defaults and kwok-controller then fails with

@@ -1,5 +1,5 @@
 """Convergence at scale: N ModelDeployments created at once; the time until every one
-has its children (Deployment, Services) and a status, against a plain client that
+has its children (feedback key Secret, Deployment, Services) and a status, against a plain client that
 creates the same children directly, in the same run on the same cluster. Also the
 operator's peak RSS. Results: bench/results/operator_convergence.{json,md}.
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import kube  # noqa: E402  (the test suite's cluster helpers)
 
 from bench import results  # noqa: E402
-from modelops_operator import MANAGER  # noqa: E402
+from modelops_operator import MANAGER, feedback_key  # noqa: E402
 from modelops_operator.planner import Observed, plan  # noqa: E402
 
 RESULTS = results.DIR
@@ -57,10 +57,12 @@ def model_deployment(i: int) -> dict:
 
 
 def children_of(doc: dict, namespace: str) -> list[dict]:
-    """Exactly what the operator creates for a new ModelDeployment (its own planner)."""
+    """Exactly what the operator creates for a new ModelDeployment: its planner's
+    objects, and first the feedback key Secret their pods mount."""
     meta = {"name": doc["metadata"]["name"], "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000000",
             "generation": 1}
-    return plan(meta, doc["spec"], {}, Observed(), datetime.now(timezone.utc)).apply
+    objs = plan(meta, doc["spec"], {}, Observed(), datetime.now(timezone.utc)).apply
+    return [feedback_key.secret(meta, doc["spec"]["model"]) for _ in feedback_key.secrets_used(objs)] + objs
 
 
 class Follower:

@@ -33,8 +33,11 @@ in for the kubelet's readinessProbe. Pods whose first image is under `podrunner.
 start Running but not Ready (hack/kwok/pod-ready.yaml), and the runner writes their
 Ready condition as a kubelet would: True once every container answers, False when one
 dies. So their EndpointSlices, the gateways reading them and the operator all see real
-readiness. (kwok marks any other pod Ready at once.) Deleting a pod stops its processes
-(SIGTERM to the process group, SIGKILL after a grace period).
+readiness. (kwok marks any other pod Ready at once.) A container that exits after its pod
+served is started again after a back-off (restartPolicy: Always), the pod not Ready
+meanwhile. Deleting a pod stops its processes (SIGTERM to the process group, SIGKILL
+after a grace period). `containers=("monitor",)` runs only the monitors, for tests that
+play the model server themselves by handing records to the monitor's socket.
 
     python -m tests.e2e.podrunner --namespace ml [--image registry.example/churn:1.3.0=examples/models/churn-sklearn-v1]
 """
@@ -72,6 +75,7 @@ class Proc:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], logfile: Path, cwd: Path):
         self.name, self.logfile = name, logfile
+        self.args, self.env, self.cwd = args, env, cwd  # what a restart runs again
         self._out = open(logfile, "ab")
         self.p = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
@@ -97,6 +101,11 @@ class Proc:
     def tail(self, chars: int = 3000) -> str:
         return self.logfile.read_text(errors="replace")[-chars:]
 
+    def again(self) -> "Proc":
+        """The same container started anew (its log goes on)."""
+        self.stop(0)
+        return Proc(self.name, self.args, self.env, self.logfile, self.cwd)
+
 
 @dataclass
 class RunningPod:
@@ -107,6 +116,8 @@ class RunningPod:
     dir: Path
     procs: dict[str, Proc] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)  # container -> readiness URL
+    restarts: dict[str, int] = field(default_factory=dict)  # container -> times restarted
+    died_at: dict[str, float] = field(default_factory=dict)  # container -> when its exit was seen
     error: str | None = None
     started: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None  # time.time() when every container answered
@@ -141,7 +152,8 @@ class PodRunner:
 
     def __init__(self, kubeconfig: Path | str, namespace: str, workdir: Path | str,
                  images: dict[str, str] | None = None, poll: float = 0.5, grace: float = 10.0,
-                 drain: float = 1.5, selector: str = LABEL_MD):
+                 drain: float = 1.5, selector: str = LABEL_MD, containers: tuple[str, ...] | None = None,
+                 restart_backoff: float = 10.0):
         from kubernetes import client, config
 
         self.namespace, self.workdir = namespace, Path(workdir)
@@ -151,6 +163,12 @@ class PodRunner:
         # a moment to notice: like a preStop sleep, keep serving that long.
         self.poll, self.grace, self.drain = poll, grace, drain
         self.selector = selector  # the pods it plays the kubelet for (a label selector)
+        # Which containers run (None: all). ("monitor",) runs only the sidecars, for tests
+        # that play the model server themselves through the monitor's socket.
+        self.containers = containers
+        # A container that exits after its pod served is started again (restartPolicy:
+        # Always) after this back-off, the kubelet's first one (10 s).
+        self.restart_backoff = restart_backoff
         api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self.core = client.CoreV1Api(api_client)
         self.pods: dict[str, RunningPod] = {}  # by uid
@@ -215,6 +233,7 @@ class PodRunner:
                                                       _request_timeout=10).to_dict()["items"]
                 self._sync(items)
                 for rp in self.running():
+                    self._restart_dead(rp)
                     self._report_readiness(rp)
             except Exception as err:  # noqa: BLE001 - the API server may hiccup; try again
                 log.warning("listing pods in %s failed: %s", self.namespace, err)
@@ -302,6 +321,24 @@ class PodRunner:
             log.warning("pod %s: reporting Ready=%s failed: %s", rp.name, value, err)
             return
         rp.reported_ready = ready
+
+    def _restart_dead(self, rp: RunningPod) -> None:
+        """As a kubelet does for restartPolicy Always: a container of a serving pod that
+        exited is started again after the back-off (the pod is not Ready meanwhile)."""
+        if not rp.started.is_set() or rp.stopping:
+            return
+        now = time.monotonic()
+        with self._ip_lock(rp.ip):
+            for name, proc in list(rp.procs.items()):
+                if proc.alive() or rp.stopping:
+                    rp.died_at.pop(name, None)
+                    continue
+                died = rp.died_at.setdefault(name, now)
+                if now - died >= self.restart_backoff:
+                    log.warning("pod %s: container %s exited %s; restarting it", rp.name, name, proc.p.returncode)
+                    rp.procs[name] = proc.again()
+                    rp.restarts[name] = rp.restarts.get(name, 0) + 1
+                    rp.died_at.pop(name, None)
 
     def _stop_pod(self, rp: RunningPod, drain: float = 0.0) -> None:
         rp.stopping = True
@@ -422,6 +459,9 @@ class PodRunner:
             rp.procs["monitor"] = Proc("monitor", [sys.executable, "-m", "modelops_services.monitor"], env,
                                        rp.dir / "monitor.log", ROOT)
             rp.urls["monitor"] = f"http://{rp.ip}:{port}/healthz"
+        if self.containers is not None and "model" not in self.containers:
+            log.info("pod %s: starting its monitor at %s (the model server is the test's)", rp.name, rp.ip)
+            return
         port = _port(model, 3000)
         args = [str(VENV_BIN / "bentoml"), "serve", "modelops_services.model_server:ModelService",
                 "--host", rp.ip, "--port", str(port)]

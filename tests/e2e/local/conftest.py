@@ -5,6 +5,7 @@ Kubernetes service discovery, and traffic routed the way kube-proxy routes it.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -197,8 +199,11 @@ class Stack:
             return json.loads(resp.read())["data"]["activeTargets"]
 
 
-@pytest.fixture
-def stack(cluster, crd, namespace, tmp_path):
+@contextlib.contextmanager
+def open_stack(cluster, namespace, tmp_path, *, runner_args: dict | None = None,
+               operator_kubeconfig=None) -> Iterator[Stack]:
+    """The chart, a Prometheus, the pod runner (PodRunner(**runner_args)) and the operator
+    (through `operator_kubeconfig(sa_kubeconfig)` when given, e.g. a proxy's)."""
     # Cluster-scoped chart objects are named after the release: one per namespace.
     release = f"modelops-e2e-{namespace[-6:]}"
     # The chart's RoleBindings there need it, whether or not a gateway has started yet.
@@ -209,9 +214,11 @@ def stack(cluster, crd, namespace, tmp_path):
     s = None
     try:
         kubeconfig = cluster.service_account_kubeconfig(namespace, f"{release}-operator", tmp_path / "sa.kubeconfig")
+        if operator_kubeconfig is not None:
+            kubeconfig = operator_kubeconfig(kubeconfig)
         prometheus = start_prometheus(cluster, namespace, tmp_path / "prometheus")
         closers.append(prometheus.stop)
-        runner = PodRunner(cluster.kubeconfig, namespace, tmp_path / "pods")
+        runner = PodRunner(cluster.kubeconfig, namespace, tmp_path / "pods", **(runner_args or {}))
         closers.append(runner.close)
         operator = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", prometheus.url)
         closers.append(operator.stop)
@@ -227,3 +234,9 @@ def stack(cluster, crd, namespace, tmp_path):
             print(s.operator.log()[-15000:])
         for log in sorted((tmp_path / "pods").glob("*/*.log")):
             print(f"----- {log.relative_to(tmp_path)}\n{log.read_text(errors='replace')[-2000:]}")
+
+
+@pytest.fixture
+def stack(cluster, crd, namespace, tmp_path):
+    with open_stack(cluster, namespace, tmp_path) as s:
+        yield s
