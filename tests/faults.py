@@ -1,8 +1,8 @@
 """Faults for the local cluster of hack/cluster.sh, done to the real components.
 
-- `restart_apiserver`: the kube-apiserver process is stopped (SIGTERM) and started
-  again with its own command line, environment and log, as kwokctl started it; its pid
-  file is updated, so `kwokctl` still manages it.
+- `restart_apiserver`: the kube-apiserver process is stopped (SIGTERM, SIGKILL after a
+  grace period) and started again with its own command line, environment and log, as
+  kwokctl started it; its pid file is updated, so `kwokctl` still manages it.
 - `pause(component, seconds)`: SIGSTOP, then SIGCONT (etcd "paused").
 - `TcpProxy`: a TCP proxy between a client (the operator) and the API server. It can
   close every connection at once (watches dropped), delay every chunk each way, and
@@ -40,7 +40,7 @@ def api_ready(cluster: Cluster) -> bool:
     return cluster.kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode == 0
 
 
-def restart_apiserver(cluster: Cluster, timeout: float = 90) -> float:
+def restart_apiserver(cluster: Cluster, grace: float = 5, timeout: float = 90) -> float:
     """Stops kube-apiserver and starts it again; returns the seconds it was unready."""
     pid_file = component_pid_file("kube-apiserver")
     pid = int(pid_file.read_text().strip())
@@ -50,8 +50,14 @@ def restart_apiserver(cluster: Cluster, timeout: float = 90) -> float:
     cwd = os.readlink(proc / "cwd")
     log = pid_file.parent.parent / "logs" / "kube-apiserver.log"
     down_at = time.monotonic()
+    # As a kubelet restarts it, with a short grace period: SIGTERM, then SIGKILL. (Left
+    # alone, it waits a minute for its open watches before it exits.)
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not proc.exists() or "Z" in _state(proc), 60, interval=0.1, message="kube-apiserver to exit")
+    try:
+        wait_for(lambda: not proc.exists() or "Z" in _state(proc), grace, interval=0.1)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not proc.exists() or "Z" in _state(proc), 30, interval=0.1, message="kube-apiserver to exit")
     with open(log, "ab") as out:
         new = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True, close_fds=True)
