@@ -52,12 +52,15 @@ def restart_apiserver(cluster: Cluster, grace: float = 5, timeout: float = 90) -
     down_at = time.monotonic()
     # As a kubelet restarts it, with a short grace period: SIGTERM, then SIGKILL. (Left
     # alone, it waits a minute for its open watches before it exits.)
+    def exited() -> bool:
+        return not proc.exists() or "Z" in _state(proc)
+
     os.kill(pid, signal.SIGTERM)
     try:
-        wait_for(lambda: not proc.exists() or "Z" in _state(proc), grace, interval=0.1)
+        wait_for(exited, grace, interval=0.1)
     except TimeoutError:
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not proc.exists() or "Z" in _state(proc), 30, interval=0.1, message="kube-apiserver to exit")
+        wait_for(exited, 30, interval=0.1, message="kube-apiserver to exit")
     with open(log, "ab") as out:
         new = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True, close_fds=True)
