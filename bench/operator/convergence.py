@@ -347,7 +347,8 @@ def report(r: dict) -> str:
     cpu = "".join(f"| CPU seconds: {name} | {base['cpu_seconds'].get(name, '')} | {seconds} |\n"
                   for name, seconds in op["cpu_seconds"].items())
     setup = ("The operator runs as the chart runs it: two processes with leader election on a Lease, the leader "
-             "reconciling and the standby watching." if r.get("ha") else "One operator process, leader election off.")
+             "reconciling and the standby waiting for the Lease (it opens no watch until it leads)."
+             if r.get("ha") else "One operator process, leader election off.")
     return ("# Operator convergence at scale\n\n"
             f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a "
             "status. Both phases start with the same Service IPs allocated (see the module's docstring). "

@@ -4,9 +4,8 @@ Only event handlers are used: kopf then puts no finalizer and no annotation on t
 ModelDeployment, so the user's object is never edited and GitOps tools see no drift.
 Children are deleted by the garbage collector through their ownerReferences.
 
-With leader election on, every replica watches (so its cache is warm), but only the
-one holding the Lease starts the controller's workers; it exits when it loses the
-Lease (leadership.py)."""
+With leader election on, a replica starts kopf, and so its watches, only once it holds
+the Lease (standby.py); it exits when it loses the Lease (leadership.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from .config import OperatorConfig
 from .controller import Controller
 from .kube import KubeApi, load_config
 from .leadership import ElectionConfig, LeaderElector
+from .standby import stand_by
 from .hooks import HOOK_ID_LABEL
 from .model_source import SOURCE_LABEL
 from .naming import LABEL_MANAGED_BY
@@ -59,6 +59,18 @@ def default_analyzer(config: OperatorConfig) -> ProviderAnalyzer:
 ANALYZER_FACTORY = default_analyzer
 
 
+_metrics_served = False
+
+
+def serve_metrics() -> None:
+    """The operator's own metrics (notifications sent and failed), for Prometheus; a
+    standby serves them too, so its scrape target is up."""
+    global _metrics_served
+    if os.environ.get("MODELOPS_METRICS_PORT") and not _metrics_served:
+        start_http_server(int(os.environ["MODELOPS_METRICS_PORT"]), os.environ.get("MODELOPS_METRICS_ADDRESS", ""))
+        _metrics_served = True
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     settings.posting.level = logging.WARNING
@@ -68,37 +80,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
     load_config()
     config = OperatorConfig.from_env()
-    if os.environ.get("MODELOPS_METRICS_PORT"):
-        # The operator's own metrics (notifications sent and failed), for Prometheus.
-        start_http_server(int(os.environ["MODELOPS_METRICS_PORT"]), os.environ.get("MODELOPS_METRICS_ADDRESS", ""))
+    serve_metrics()
     analyzer = ANALYZER_FACTORY(config)
     election = getattr(memo, "election", None) or ElectionConfig.from_env()
-    elector = LeaderElector(election) if election.enabled else None
+    elector = getattr(memo, "elector", None)
+    if elector is None and election.enabled:
+        # Run as `kopf run`: the campaign holds kopf's startup, so nothing watches before it leads.
+        elector = await stand_by(LeaderElector(election))
     controller = Controller(KubeApi(), config, analyzer, workers=int(os.environ.get("MODELOPS_WORKERS", "32")),
                             may_write=elector.valid if elector else (lambda: True))
     memo.controller, memo.elector = controller, elector
-    if elector is None:
-        controller.start()
-        log.info("%s started", MANAGER)
-        return
-    elector.start()
-    memo.leading = asyncio.create_task(_lead(controller, elector), name="lead")
-    log.info("%s started as %s; the controller starts once it leads on Lease %s/%s", MANAGER, election.identity,
-             election.lease_namespace, election.lease_name)
-
-
-async def _lead(controller: Controller, elector: LeaderElector) -> None:
-    """Watch events fill the controller's cache and queue meanwhile; nothing is written."""
-    await elector.wait_leading()
     controller.start()
-    log.info("%s leads: the controller started", elector.config.identity)
+    if elector is None:
+        log.info("%s started", MANAGER)
+    else:
+        log.info("%s leads on Lease %s/%s: the controller started", election.identity, election.lease_namespace,
+                 election.lease_name)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_):
-    leading = getattr(memo, "leading", None)
-    if leading:
-        leading.cancel()
     controller = getattr(memo, "controller", None)
     if controller:
         await controller.stop()

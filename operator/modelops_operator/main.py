@@ -10,7 +10,9 @@ import os
 import kopf
 
 from . import handlers  # noqa: F401 - registers the handlers
-from .leadership import ElectionConfig
+from .kube import load_config
+from .leadership import ElectionConfig, LeaderElector
+from .standby import stand_by
 
 
 def _flag(value: str | None) -> bool:
@@ -48,15 +50,24 @@ def main(argv: list[str] | None = None) -> None:
             retry_period=_seconds(args.retry_period))
     except ValueError as err:
         parser.error(str(err))
-    asyncio.run(kopf.operator(
+    asyncio.run(_operate(args, election_config))
+
+
+async def _operate(args: argparse.Namespace, election_config: ElectionConfig) -> None:
+    memo = kopf.Memo(election=election_config)
+    if election_config.enabled:
+        load_config()
+        handlers.serve_metrics()
+        memo.elector = await stand_by(LeaderElector(election_config), args.liveness)
+    await kopf.operator(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         # No kopf peering: it pauses operators by priority, it does not elect a leader.
         # Several replicas elect one on a Lease instead (--leader-elect).
         standalone=True,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(election=election_config),
-    ))
+        memo=memo,
+    )
 
 
 def _seconds(value) -> float | None:

@@ -116,8 +116,9 @@ def test_standby_takes_over_every_rollout(cluster, namespace, pair, envoy_gatewa
     leader, spec = leader_of(cluster, namespace, pair)
     assert spec["leaseDurationSeconds"] == DURATION
     standby = next(o for o in pair if o is not leader)
-    # The standby watches but starts no worker.
-    assert "the controller started" not in standby.log()
+    # The standby opens no watch (kopf does not run) and starts no worker.
+    assert "no watch is opened until it leads" in standby.log()
+    assert "the controller started" not in standby.log() and "kopf" not in standby.log()
 
     for name, make in ROLLOUTS.items():
         strategy, extra, _ = make(gw)
@@ -262,8 +263,8 @@ MODELOPS_TAKEOVER_RESULTS=bench/results (and MODELOPS_TAKEOVER_LEASE=duration,de
 {summary}
 
 The standby takes the Lease once it has seen no renewal for the Lease duration, checking every retry period:
-between duration - retry and duration + retry after the kill, plus the API round trips. Its cache is warm
-(it watched all along), so its first reconcile follows within a second.
+between duration - retry and duration + retry after the kill, plus the API round trips. It opens its watches
+only then (a standby watches nothing), so its first reconcile follows once they have listed the objects.
 
 {details}
 """

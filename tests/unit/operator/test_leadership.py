@@ -212,3 +212,45 @@ def test_release_hands_the_lease_back():
         b = elector(store, OTHER, Clock(), lost)
         assert await b.try_acquire_or_renew()
     asyncio.run(run())
+
+
+def test_a_standby_answers_the_liveness_probe_until_it_leads_then_frees_the_port():
+    import aiohttp
+    import socket
+
+    from modelops_operator.standby import stand_by
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/healthz"
+
+    async def run():
+        store, lost = FakeLeases(), []
+        store._write({"holderIdentity": OTHER, "leaseDurationSeconds": 4, "leaseTransitions": 0})
+        b = elector(store, ME, __import__("time").monotonic, lost)
+        b.config = ElectionConfig(enabled=True, lease_namespace="ns", identity=ME, lease_duration=4,
+                                  renew_deadline=3, retry_period=0.05)
+        waiting = asyncio.create_task(stand_by(b, url))
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the probe comes up while the Lease is someone else's
+                try:
+                    async with http.get(url) as resp:
+                        assert resp.status == 200 and await resp.json() == {}
+                        break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("no liveness answer while standing by")
+            await asyncio.sleep(0.2)
+            assert not waiting.done() and store.lease["spec"]["holderIdentity"] == OTHER
+            store._write({"holderIdentity": None, "leaseDurationSeconds": 1, "leaseTransitions": 1})  # released
+            assert await asyncio.wait_for(waiting, 2) is b and b.valid()
+            try:  # the address is free again, for kopf's own probe
+                async with http.get(url) as resp:
+                    raise AssertionError(f"still answered after leading: {resp.status}")
+            except aiohttp.ClientConnectorError:
+                pass
+        await b.release()
+        assert not lost
+    asyncio.run(run())
