@@ -1,9 +1,9 @@
 """A standby replica: it campaigns for the Lease and opens no watch until it leads.
 
 Watching while standing by would keep a second cache warm, at the price of every watch
-event being sent to, and decoded by, a process that does nothing with it; at a thousand
-ModelDeployments that doubled the watch load of the API server and cost the standby a
-third of the leader's CPU (bench/results/operator_convergence.md). The new leader lists
+event being sent to, and decoded by, a process that does nothing with it: at a thousand
+ModelDeployments such a standby spent 40% of the leader's CPU, and the API server served
+each event twice (bench/results/operator_convergence.md). The new leader lists
 everything when it starts, as any operator does after a restart: server-side apply and
 the status-recorded hooks, Events and transitions make a first pass over a cold cache
 safe, and the list takes a second or two against a Lease duration of fifteen.
