@@ -10,6 +10,7 @@ the Lease (standby.py); it exits when it loses the Lease (leadership.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 
@@ -59,16 +60,12 @@ def default_analyzer(config: OperatorConfig) -> ProviderAnalyzer:
 ANALYZER_FACTORY = default_analyzer
 
 
-_metrics_served = False
-
-
+@functools.cache  # once per process: a standby starts it before kopf runs startup
 def serve_metrics() -> None:
     """The operator's own metrics (notifications sent and failed), for Prometheus; a
     standby serves them too, so its scrape target is up."""
-    global _metrics_served
-    if os.environ.get("MODELOPS_METRICS_PORT") and not _metrics_served:
+    if os.environ.get("MODELOPS_METRICS_PORT"):
         start_http_server(int(os.environ["MODELOPS_METRICS_PORT"]), os.environ.get("MODELOPS_METRICS_ADDRESS", ""))
-        _metrics_served = True
 
 
 @kopf.on.startup()
