@@ -58,15 +58,22 @@ def _raise_typed(err: ApiException):
     raise err
 
 
+# Seconds to connect, and to wait for an answer: the API server answers every request
+# within its own 60 s request timeout, so a silent connection beyond that is dead (a
+# dropped NAT entry, a peer gone without a FIN) and would hold its object's worker for ever.
+REQUEST_TIMEOUT = (10.0, 75.0)
+
+
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient | None = None, threads: int = 64):
+    def __init__(self, api_client: client.ApiClient | None = None, threads: int = 64,
+                 timeout: tuple[float, float] = REQUEST_TIMEOUT):
         if api_client is None:
             # One pooled connection per thread: with the default pool (5 per CPU), busy threads
             # drop connections and every request pays a new TLS handshake.
             cfg = client.Configuration.get_default_copy()
             cfg.connection_pool_maxsize = threads
             api_client = client.ApiClient(cfg)
-        self.api_client = api_client
+        self.api_client, self.timeout = api_client, timeout
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
@@ -74,12 +81,12 @@ class KubeApi:
     async def _run(self, fn, *args, **kwargs):
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
+            return await loop.run_in_executor(self.pool, lambda: fn(*args, _request_timeout=self.timeout, **kwargs))
         except ApiException as err:
             _raise_typed(err)
 
     def _raw(self, method: str, path: str, body, content_type: str = "application/json",
-             query: tuple = ()) -> dict:
+             query: tuple = (), _request_timeout=None) -> dict:
         """A request whose answer is parsed as plain JSON: the client's model classes
         cost more CPU than the request itself at a thousand objects."""
         if "json" not in content_type:
@@ -87,7 +94,7 @@ class KubeApi:
         method, url, headers, body, post = self.api_client.param_serialize(
             method, path, query_params=list(query), body=body, auth_settings=["BearerToken"],
             header_params={"Content-Type": content_type, "Accept": "application/json"})
-        resp = self.api_client.call_api(method, url, headers, body, post)
+        resp = self.api_client.call_api(method, url, headers, body, post, _request_timeout=_request_timeout)
         data = resp.read()
         if not 200 <= resp.status < 300:
             raise ApiException(http_resp=resp)

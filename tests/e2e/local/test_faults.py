@@ -224,8 +224,17 @@ def run_rollouts(stack, models, gw, fault, stable_revisions) -> dict:
     measured = FAULTS[fault](stack, candidates)
 
     ends = {name: ROLLOUTS[name][2] for name in ROLLOUTS}
-    wait_for(lambda: all(finished(status(stack, n), *ends[n]) for n in ROLLOUTS), 300, interval=1,
-             message=f"every rollout to end after {fault}")
+    last: dict[str, dict] = {}
+
+    def all_ended() -> bool:
+        last.update({n: status(stack, n) for n in ROLLOUTS})
+        return all(finished(last[n], *ends[n]) for n in ROLLOUTS)
+    try:
+        wait_for(all_ended, 300, interval=1, message=f"every rollout to end after {fault}")
+    except TimeoutError:
+        pytest.fail(f"not ended 300 s after {fault}: " + json.dumps(
+            {n: {k: v for k, v in st.items() if k != "history"}
+             for n, st in last.items() if not finished(st, *ends[n])}, default=str))
     done_at = time.time()
 
     out = {"fault": fault, "measured": measured, "during": during, "rollouts": {}}
