@@ -5,10 +5,10 @@ takes the Lease when it does not exist, when it is its own, when it was released
 when its holder has not renewed it for leaseDurationSeconds *as this candidate observed*
 (the time is the candidate's own monotonic clock from the moment it last saw the record
 change, never the holder's timestamps, so clock skew between nodes cannot shorten a
-term). The leader renews every retry period; if it cannot renew for the renew deadline
-(shorter than the lease duration) or sees another holder, it stops: the process exits, so
-nothing it started can write after a standby took over, and Kubernetes restarts it as a
-standby. Every write of the Lease is an update guarded by the resourceVersion it was
+term). The leader renews every retry period, on a thread of its own; if it cannot renew
+for the renew deadline (shorter than the lease duration) or sees another holder, it
+stops: the process exits, so nothing it started can write after a standby took over,
+and Kubernetes restarts it as a standby. Every write of the Lease is an update guarded by the resourceVersion it was
 decided from, so of two candidates that see the same expired record only one succeeds.
 
 `decide` is the whole decision, a pure function; `LeaderElector` does the I/O."""
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -239,19 +240,48 @@ class LeaderElector:
         self.observed: LeaseRecord | None = None
         self.observed_at: float | None = None
         self.renewed_at: float | None = None  # last successful acquire/renew
-        self.leading = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        # Read from the operator's thread, written from the election's: plain flags.
+        self.leading = threading.Event()
+        self.stopped = threading.Event()
         self.acquired_utc: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name="leader-election")
+        """Campaigns, then renews, on a thread and event loop of its own, as client-go's
+        elector runs on a goroutine of its own: a renewal never waits for the operator's
+        loop, which a burst of watch events or a long pass can hold for seconds."""
+        started = threading.Event()
+
+        def election() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop, self._task = loop, loop.create_task(self.run(), name="leader-election")
+            started.set()
+            try:
+                loop.run_until_complete(asyncio.gather(self._task, return_exceptions=True))
+            finally:
+                loop.close()
+                self.stopped.set()
+        self._thread = threading.Thread(target=election, name="leader-election", daemon=True)
+        self._thread.start()
+        started.wait()
 
     def valid(self) -> bool:
-        return self.leading.is_set() and self.renewed_at is not None and \
-            self.clock() - self.renewed_at < self.config.renew_deadline
+        renewed_at = self.renewed_at
+        return self.leading.is_set() and renewed_at is not None and \
+            self.clock() - renewed_at < self.config.renew_deadline
 
     async def wait_leading(self) -> None:
-        await self.leading.wait()
+        while not self.leading.is_set():
+            if self.stopped.is_set():
+                raise RuntimeError("the leader election ended without leading")
+            await asyncio.sleep(0.05)
+
+    async def wait_stopped(self) -> None:
+        """Until the election ends: leadership lost (after `on_lost`), or released."""
+        while not self.stopped.is_set():
+            await asyncio.sleep(0.05)
 
     def _observe(self, record: LeaseRecord | None) -> None:
         if record is None or not record.same_term(self.observed):
@@ -324,9 +354,9 @@ class LeaderElector:
 
     async def release(self) -> None:
         """On a clean shutdown: hand the Lease back so a standby takes over at once."""
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        if self._task is not None and not self.stopped.is_set():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+            await self.wait_stopped()
         try:
             if self.leading.is_set() and self.observed is not None and self.observed.holder == self.config.identity:
                 lease = await self.client.get()

@@ -180,7 +180,7 @@ def test_the_leader_steps_down_when_it_cannot_renew_within_the_deadline():
         await asyncio.wait_for(a.wait_leading(), 2)
         assert a.valid()
         store.down = True  # the API server is unreachable
-        await asyncio.wait_for(a.task, 2)
+        await asyncio.wait_for(a.wait_stopped(), 2)
         assert lost and lost[0][0] == ME and "renew deadline" in lost[0][1]
         assert not a.valid()
     asyncio.run(run())
@@ -195,7 +195,7 @@ def test_the_leader_steps_down_when_another_holds_the_lease():
         a.start()
         await asyncio.wait_for(a.wait_leading(), 2)
         store._write({"holderIdentity": OTHER, "leaseDurationSeconds": 4, "leaseTransitions": 1})
-        await asyncio.wait_for(a.task, 2)
+        await asyncio.wait_for(a.wait_stopped(), 2)
         assert lost == [(ME, f"the Lease is held by {OTHER}")]
     asyncio.run(run())
 
@@ -253,4 +253,42 @@ def test_a_standby_answers_the_liveness_probe_until_it_leads_then_frees_the_port
                 pass
         await b.release()
         assert not lost
+    asyncio.run(run())
+
+
+def test_the_leader_keeps_renewing_while_the_operators_loop_is_busy():
+    """A pass or a burst of watch events can hold the operator's event loop for seconds;
+    the renewals run on a loop of their own, so leadership survives it."""
+    import time
+
+    async def run():
+        store, lost = FakeLeases(), []
+        a = elector(store, ME, time.monotonic, lost)
+        a.config = ElectionConfig(enabled=True, lease_namespace="ns", identity=ME, lease_duration=2,
+                                  renew_deadline=1.5, retry_period=0.1)
+        a.start()
+        await asyncio.wait_for(a.wait_leading(), 5)
+        writes = len(store.writes)
+        busy_until = time.monotonic() + 3 * a.config.renew_deadline
+        while time.monotonic() < busy_until:  # the operator's loop computes without yielding
+            sum(range(1000))
+        assert not lost and a.valid()
+        assert len(store.writes) > writes + 3  # renewed all along
+        await a.release()
+    asyncio.run(run())
+
+
+def test_a_campaign_that_dies_is_no_standby():
+    """An election that ends without leading (an unexpected error) fails the wait, so the
+    process exits and is restarted instead of standing by for ever."""
+    async def run():
+        store, lost = FakeLeases(), []
+        a = elector(store, ME, Clock(), lost)
+
+        async def broken():
+            raise TypeError("a bug")
+        a.run = broken
+        a.start()
+        with pytest.raises(RuntimeError, match="ended without leading"):
+            await asyncio.wait_for(a.wait_leading(), 5)
     asyncio.run(run())
