@@ -13,6 +13,7 @@ include hack/versions.env
 BIN := $(MODELOPS_CACHE)/bin/$(KUBE_VERSION)
 HELM := $(BIN)/helm
 PYTEST_ARGS ?=
+TESTS ?= tests
 
 .PHONY: help venv deps binaries gateways stores metrics-server flux cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
 
@@ -62,8 +63,8 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 	$(HELM) lint --strict charts/modelops
 	diff -u manifests/operator.yaml <(manifests/render.sh $(HELM))
 
-test: venv deps binaries gateways stores metrics-server flux ## Run the whole test suite (unit, integration and end-to-end on the local cluster)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: venv deps binaries gateways stores metrics-server flux ## Run the whole test suite (unit, integration and end-to-end on the local cluster); TESTS=path narrows it to files
+	$(PY) -m pytest $(TESTS) $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: venv deps binaries gateways stores ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)

@@ -26,7 +26,7 @@ missing data (every check of a passing analysis counted at least minSampleSize
 requests), the failing candidate never promoted, and no child of another revision left.
 
 With MODELOPS_FAULTS_RESULTS=DIR the rows go to DIR/faults.{json,md}, the table in the
-README:  MODELOPS_FAULTS_RESULTS=bench/results make test PYTEST_ARGS="tests/e2e/local/test_faults.py"
+README:  MODELOPS_FAULTS_RESULTS=bench/results make test TESTS=tests/e2e/local/test_faults.py
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def _publish(fault: str, row: dict | None) -> None:
 
 {len(names)} rollouts from 1.0.0 to 2.0.0 at once on the local cluster, one fault done to a real component once
 all are under way (`tests/e2e/local/test_faults.py`; reproduce with
-`MODELOPS_FAULTS_RESULTS=bench/results make test PYTEST_ARGS=tests/e2e/local/test_faults.py`). Each row passed:
+`MODELOPS_FAULTS_RESULTS=bench/results make test TESTS=tests/e2e/local/test_faults.py`). Each row passed:
 the same outcome and Events (in order, each once) as without the fault, no analysis passed on missing data, the
 failing candidate never promoted, no child of the other revision left. Each cell: the outcome, the seconds from
 the new version's apply to the rollout's end, and in brackets the analyses that were inconclusive (missing or
