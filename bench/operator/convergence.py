@@ -334,7 +334,11 @@ def with_operator(count: int, namespace: str, cluster, log_path: Path, ha: bool 
         for p in (proc, standby):
             if p is not None:
                 p.terminate()
-                p.wait(30)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:  # never left running into the next round
+                    p.kill()
+                    p.wait(10)
 
 
 def report(r: dict) -> str:
