@@ -8,8 +8,9 @@ change, never the holder's timestamps, so clock skew between nodes cannot shorte
 term). The leader renews every retry period, on a thread of its own; if it cannot renew
 for the renew deadline (shorter than the lease duration) or sees another holder, it
 stops: the process exits, so nothing it started can write after a standby took over,
-and Kubernetes restarts it as a standby. Every write of the Lease is an update guarded by the resourceVersion it was
-decided from, so of two candidates that see the same expired record only one succeeds.
+and Kubernetes restarts it as a standby. Every write of the Lease is an update guarded
+by the resourceVersion it was decided from, so of two candidates that see the same
+expired record only one succeeds.
 
 `decide` is the whole decision, a pure function; `LeaderElector` does the I/O."""
 
@@ -355,7 +356,10 @@ class LeaderElector:
     async def release(self) -> None:
         """On a clean shutdown: hand the Lease back so a standby takes over at once."""
         if self._task is not None and not self.stopped.is_set():
-            self._loop.call_soon_threadsafe(self._task.cancel)
+            try:
+                self._loop.call_soon_threadsafe(self._task.cancel)
+            except RuntimeError:  # its loop closed meanwhile: the election has ended
+                pass
             await self.wait_stopped()
         try:
             if self.leading.is_set() and self.observed is not None and self.observed.holder == self.config.identity:
