@@ -12,7 +12,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from modelops_operator.config import OperatorConfig
 from modelops_operator.controller import Controller
-from modelops_operator.kube import REQUEST_TIMEOUT, KubeApi
+from modelops_operator.kube import KubeApi
 
 
 @pytest.fixture
@@ -45,11 +45,6 @@ def api_at(url: str) -> KubeApi:
     cfg = client.Configuration(host=url)
     cfg.retries = False  # one attempt: the controller retries, with back-off
     return KubeApi(client.ApiClient(cfg), threads=2, timeout=(1.0, 0.2))
-
-
-def test_every_request_has_a_timeout_beyond_the_api_servers_own():
-    connect, read = REQUEST_TIMEOUT
-    assert 0 < connect and read > 60  # the API server answers within 60 s, so a slower answer never comes
 
 
 @pytest.mark.parametrize("call", ["read", "apply", "write_status", "scale", "delete_deployment"])
