@@ -13,11 +13,18 @@ baseline's 2,000 Services made the operator's phase allocate against 2,000 to 4,
 addresses where the baseline had 0 to 2,000. They are deleted, and their addresses
 released, before the operator's phase, so both phases start from the same count.
 
+The phase that runs second finds the first one's thousand pods, Deployments and Secrets
+in place: idle, but in the API server's memory and caches and the controllers' informers.
+So rounds alternate the order (odd rounds baseline first, even rounds operator first),
+and neither phase always pays for the other's leftovers; the report gives the median of
+each order beside the overall one.
+
 Each round runs both phases on a fresh cluster of its own; on two shared cores a single
 round's baseline alone varied from 30 to 62 s and one round's ratio from 1.3 to 3.1, so
-the ratio reported is the median of five rounds, each round's figures beside it.
+the ratio reported is the median of six rounds (three of each order), each round's
+figures beside it.
 
-python -m bench.operator.convergence [--count 1000] [--rounds 5] [--quick]"""
+python -m bench.operator.convergence [--count 1000] [--rounds 6] [--quick]"""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import collections
 import concurrent.futures
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -167,7 +175,8 @@ def settle(core: client.CoreV1Api, namespace: str, count: int, timeout: float = 
             return
         time.sleep(2)
     running = sum(p.status.phase == "Running" for p in core.list_namespaced_pod(namespace).items)
-    raise RuntimeError(f"only {running} of {count} pods Running after {timeout:.0f}s: is the nodes' pod capacity enough?")
+    raise RuntimeError(f"only {running} of {count} pods Running after {timeout:.0f}s: "
+                       "is the nodes' pod capacity enough?")
 
 
 def api_server_requests(cluster) -> collections.Counter:
@@ -258,8 +267,7 @@ def baseline(count: int, namespace: str, cluster) -> tuple[float, dict]:
     core = client.CoreV1Api()
     dyn = DynamicClient(client.ApiClient())
     fresh_namespace(core, namespace)
-    ips_before = allocated_service_ips()
-    print(f"baseline: starts with {ips_before} Service IPs allocated", flush=True)
+    print(f"baseline: starts with {allocated_service_ips()} Service IPs allocated", flush=True)
     objs = [o for i in range(count) for o in children_of(model_deployment(i), namespace)]
     for o in objs:
         o["metadata"].pop("ownerReferences", None)  # no owner: nothing to own them here
@@ -274,9 +282,7 @@ def baseline(count: int, namespace: str, cluster) -> tuple[float, dict]:
     in_parallel(create, objs)
     end = wait_all(count, probe, 1800)
     cost = cost.finish()
-    print(f"baseline: {end - start:.1f}s; letting its pods settle", flush=True)
-    settle(core, namespace, count)
-    release_services(core, namespace, ips_before)
+    print(f"baseline: {end - start:.1f}s", flush=True)
     return end - start, cost
 
 
@@ -355,39 +361,61 @@ def report(r: dict) -> str:
              if r.get("ha") else "One operator process, leader election off.")
     return ("# Operator convergence at scale\n\n"
             f"{count} ModelDeployments created at once; time until each has its Deployment, Services and a "
-            "status. Both phases start with the same Service IPs allocated (see the module's docstring). "
+            "status. Both phases start with the same Service IPs allocated, and rounds alternate which phase runs "
+            "first (see the module's docstring). "
             f"{setup}\n\n"
             "| | seconds | target |\n|---|---|---|\n"
             f"| plain client creating the same children (median round) | {r['baseline_seconds']:.1f} | |\n"
             f"| operator (median round) | {r['operator_seconds']:.1f} | |\n"
             f"| ratio operator / plain client (median of {r['rounds']} rounds) | {r['ratio']:.2f} | <= 2 |\n"
-            f"| each round's ratio (baseline s / operator s) | "
-            + ", ".join(f"{x:.2f} ({b:.0f}/{o:.0f})" for x, b, o in
-                        zip(r["ratios"], r["baseline_seconds_all"], r["operator_seconds_all"])) + " | |\n"
+            + "".join(f"| median ratio, {order} | {x:.2f} | |\n" for order, x in r["ratio_by_order"].items())
+            + "| each round's ratio (baseline s / operator s, which first) | "
+            + ", ".join(f"{x:.2f} ({b:.0f}/{o:.0f}, {order.split()[0]} first)" for x, b, o, order in
+                        zip(r["ratios"], r["baseline_seconds_all"], r["operator_seconds_all"], r["orders"],
+                            strict=True))
+            + " | |\n"
             f"| operator peak RSS | {r['operator_peak_rss_mib']:.0f} MiB | <= 300 MiB |\n\n"
-            "What each phase of the median round cost until convergence (CPU of 2 cores; requests the "
-            "API server counted):\n\n"
+            f"What each phase of the median round ({r['order']}) cost until convergence (CPU of 2 cores; "
+            "requests the API server counted):\n\n"
             "| | plain client | operator |\n|---|---|---|\n"
             f"{cpu}"
             f"| requests per ModelDeployment (all but watches) | {per_md(base):.1f} | {per_md(op):.1f} |\n"
             + "\n".join(lines) + "\n")
 
 
-def one_round(count: int, log_path: Path, ha: bool = True) -> dict:
+def quiesce(namespace: str, count: int, ips_before: int) -> None:
+    """After the first phase: its pods all Running and its Services released, so the
+    second phase starts with nothing in flight and the same Service IPs allocated."""
+    core = client.CoreV1Api()
+    print(f"{namespace}: letting its pods settle and releasing its Services", flush=True)
+    settle(core, namespace, count)
+    release_services(core, namespace, ips_before)
+
+
+def one_round(count: int, log_path: Path, ha: bool = True, operator_first: bool = False) -> dict:
     """Both phases on a fresh cluster of the benchmark's own (MODELOPS_CLUSTER_NAME),
     removed afterwards unless MODELOPS_KEEP_CLUSTER=1."""
     kube.cluster_down()
     cluster = kube.cluster_up()
+    out = {}
+    phases = {"baseline": lambda: baseline(count, "bench-baseline", cluster),
+              # The operator is stopped when its phase ends, so nothing re-creates the Services quiesce() deletes.
+              "operator": lambda: with_operator(count, "bench-operator", cluster, log_path, ha)}
+    order = ("operator", "baseline") if operator_first else ("baseline", "operator")
     try:
         config.load_kube_config(str(cluster.kubeconfig))
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
                         str(ROOT / "manifests/crds/modelops.io_modeldeployments.yaml"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
-        base, base_cost = baseline(count, "bench-baseline", cluster)
-        operator_s, rss, operator_cost = with_operator(count, "bench-operator", cluster, log_path, ha)
+        ips_before = allocated_service_ips()
+        for name in order:
+            out[name] = phases[name]()
+            if name == order[0]:
+                quiesce(f"bench-{name}", count, ips_before)
     finally:
         kube.stop_session_cluster(cluster)
-    return {"baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
+    (base, base_cost), (operator_s, rss, operator_cost) = out["baseline"], out["operator"]
+    return {"order": " then ".join(order), "baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
             "ratio": round(operator_s / base, 3), "operator_peak_rss_mib": round(rss, 1),
             "baseline_cost": base_cost, "operator_cost": operator_cost}
 
@@ -395,24 +423,30 @@ def one_round(count: int, log_path: Path, ha: bool = True) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="fresh-cluster rounds; the ratio is their median (one round alone varies 2x)")
-    parser.add_argument("--quick", action="store_true", help="100 ModelDeployments, one round")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="fresh-cluster rounds, alternating which phase runs first; the ratio is their median "
+                             "(one round alone varies 2x); default 6, or 2 with --quick")
+    parser.add_argument("--quick", action="store_true", help="100 ModelDeployments, one round of each order")
     parser.add_argument("--ha", action=argparse.BooleanOptionalAction, default=True,
                         help="two operator processes with leader election, as the chart runs them (default)")
     args = parser.parse_args(argv)
-    count, rounds = (100, 1) if args.quick else (args.count, args.rounds)
+    count, rounds = (100, args.rounds or 2) if args.quick else (args.count, args.rounds or 6)
     # Its own cluster, so a developer's cluster (MODELOPS_REUSE_CLUSTER) is left alone.
     os.environ["MODELOPS_CLUSTER_NAME"] = "modelops-bench"
 
     runs = []
     for i in range(rounds):
         print(f"round {i + 1} of {rounds}", flush=True)
-        runs.append(one_round(count, RESULTS / "operator_convergence.log", args.ha))
-        print(f"round {i + 1}: ratio {runs[-1]['ratio']:.2f}", flush=True)
-    median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
-    result = {"count": count, "rounds": len(runs), "ha": args.ha, **{k: v for k, v in median.items()},
-              "ratio_target": 2.0,
+        runs.append(one_round(count, RESULTS / "operator_convergence.log", args.ha, operator_first=i % 2 == 1))
+        print(f"round {i + 1} ({runs[-1]['order']}): ratio {runs[-1]['ratio']:.2f}", flush=True)
+    # The costs shown are the round at (or just above) the median's rank.
+    median_round = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+    by_order = {order: statistics.median(r["ratio"] for r in runs if r["order"] == order)
+                for order in dict.fromkeys(r["order"] for r in runs)}
+    result = {"count": count, "rounds": len(runs), "ha": args.ha, **median_round,
+              "ratio": round(statistics.median(r["ratio"] for r in runs), 3),
+              "ratio_by_order": {k: round(v, 3) for k, v in by_order.items()}, "ratio_target": 2.0,
+              "orders": [r["order"] for r in runs],
               "ratios": [r["ratio"] for r in runs], "baseline_seconds_all": [r["baseline_seconds"] for r in runs],
               "operator_seconds_all": [r["operator_seconds"] for r in runs],
               "operator_peak_rss_mib": max(r["operator_peak_rss_mib"] for r in runs),
