@@ -15,7 +15,7 @@ HELM := $(BIN)/helm
 PYTEST_ARGS ?=
 TESTS ?= tests
 
-.PHONY: help venv deps binaries gateways stores metrics-server flux cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
+.PHONY: help venv prometheus binaries gateways stores metrics-server flux cluster-up cluster-down manifests lint test test-unit test-integration demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,10 +28,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Create the virtualenv with every Python dependency
 
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-deps: ## Install Debian packages the tests use (prometheus)
-	@command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+prometheus: ## Build the Prometheus every test and the demo run (from its Go module) if missing
+	hack/build-prometheus.sh >/dev/null
 
 binaries: ## Build the cluster binaries (apiserver, etcd, kwok, helm, ...) if missing
 	hack/build-binaries.sh
@@ -70,7 +68,7 @@ lint: binaries ## helm lint, and check that manifests/ matches the chart
 # tests' idle CPU time; on a warm machine the scripts return at once.
 LATER_BUILDS := hack/build-metrics-server.sh hack/build-flux.sh
 
-test: venv deps binaries gateways stores ## Run the whole test suite (unit, integration and end-to-end on the local cluster); TESTS=path narrows it to files
+test: venv prometheus binaries gateways stores ## Run the whole test suite (unit, integration and end-to-end on the local cluster); TESTS=path narrows it to files
 	@mkdir -p $(MODELOPS_CACHE)
 	@echo "test: $(LATER_BUILDS) in the background (log: $(MODELOPS_CACHE)/later-builds.log)"
 	@{ for build in $(LATER_BUILDS); do nice -n 19 $$build || echo "$$build failed: its test's fixture builds again"; \
@@ -78,7 +76,7 @@ test: venv deps binaries gateways stores ## Run the whole test suite (unit, inte
 	$(PY) -m pytest $(TESTS) $(PYTEST_ARGS)
 
 .PHONY: e2e
-e2e: venv deps binaries gateways stores ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
+e2e: venv prometheus binaries gateways stores ## End-to-end scenarios on the local cluster with real model servers (tests/e2e)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: e2e-kind
@@ -88,7 +86,7 @@ e2e-kind: venv binaries ## Scenarios 1 and 2 on kind against real pods, and a ca
 test-unit: venv ## Unit tests only (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-demo: venv binaries ## A drifting canary rolled back by itself, live; timeline in build/demo/
+demo: venv prometheus binaries ## A drifting canary rolled back by itself, live; timeline in build/demo/
 	VENV=$(VENV) hack/demo.sh
 
 bench: venv binaries ## Run the benchmarks (BENCH_ARGS=--quick for a short run); results go to bench/results/

@@ -17,15 +17,9 @@ says which revision is stable and which is the candidate.
 from __future__ import annotations
 
 import base64
-import subprocess
-import urllib.request
 from pathlib import Path
 
-import yaml
-
-from ..prom import Prometheus, free_port
-
-BUILD = Path(__file__).resolve().parent / "build-prometheus.sh"
+from ..prom import Prometheus
 
 LABEL_MD = "modelops.io/modeldeployment"
 CONTRACT = ("namespace", "modeldeployment", "revision", "pod")
@@ -79,42 +73,7 @@ subjects:
 """
 
 
-def prometheus_binary() -> str:
-    """Prometheus with Kubernetes discovery, built from its Go module when missing."""
-    return subprocess.run(["bash", str(BUILD)], check=True, capture_output=True, text=True,
-                          timeout=3600).stdout.strip()
-
-
-class SdPrometheus(Prometheus):
-    """tests/prom.Prometheus, but the binary that has kubernetes_sd_configs."""
-
-    def __init__(self, workdir: Path, scrape_configs: list[dict], interval: str = "2s"):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
-                  "scrape_configs": scrape_configs}
-        self.config_path = workdir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.start()
-
-    def add_static_job(self, job: str, target: str) -> None:
-        """Also scrape `target` (host:port), e.g. an application's own counters."""
-        config = yaml.safe_load(self.config_path.read_text())
-        config["scrape_configs"].append({"job_name": job, "static_configs": [{"targets": [target]}]})
-        self.config_path.write_text(yaml.safe_dump(config))
-        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/reload", method="POST"), timeout=10).close()
-
-    def start(self) -> None:
-        self.log = open(self.workdir / "prometheus.log", "a")
-        self.proc = subprocess.Popen(
-            [prometheus_binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.wait_ready()
-
-
-def start_prometheus(cluster, namespace: str, workdir: Path, interval: str = "2s") -> SdPrometheus:
+def start_prometheus(cluster, namespace: str, workdir: Path, interval: str = "2s") -> Prometheus:
     """A real Prometheus discovering the namespace's model pods as ServiceAccount
     `prometheus` of that namespace, allowed to read pods there and nothing else."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -128,4 +87,4 @@ def start_prometheus(cluster, namespace: str, workdir: Path, interval: str = "2s
     ca_file = workdir / "ca.crt"
     ca_file.write_bytes(base64.b64decode(ca_data))
     config = scrape_config(cluster.server, str(ca_file), str(token_file), [namespace], interval)
-    return SdPrometheus(workdir, [config], interval=interval)
+    return Prometheus(workdir, [config], interval=interval)

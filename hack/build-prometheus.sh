@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds Prometheus with Kubernetes service discovery (Debian's package leaves it out)
+# Builds the one Prometheus every test and the demo run (tests/prom.py),
 # from its Go module, once: cached as $MODELOPS_CACHE/bin/prometheus-$VERSION/prometheus.
-# Only the kubernetes discovery is compiled in (the remove_all_sd build tag), which
-# keeps a cold build to a few minutes. Prints the binary's path.
+# Static configs are part of every build; of the service discoveries only Kubernetes'
+# is compiled in (the remove_all_sd build tag), which keeps a cold build to a few
+# minutes. Prints the binary's path.
 set -euo pipefail
 VERSION=2.54.1  # Go module github.com/prometheus/prometheus v0.54.1
 cache="${MODELOPS_CACHE:-$HOME/.cache/modelops}/bin/prometheus-v$VERSION"
