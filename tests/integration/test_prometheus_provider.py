@@ -134,10 +134,9 @@ def test_healthy_candidate_passes(fleet):
     checks = by_name(verdict)
     assert set(checks) == {"drift.share", "drift.prediction", "slo.errorRate", "slo.latencyP99", "champion.prediction"}
     assert checks["drift.share"].samples == 800 and checks["drift.share"].value == 0
-    # Both tracks' predictions over the candidate's age, from increase() of the bin counters
-    # (Prometheus extrapolates to the range's ends, so a little over the 800 rows).
+    # Both tracks' predictions over the candidate's age: the 800 rows each counted.
     champion = checks["champion.prediction"]
-    assert champion.result is Result.PASS and 800 <= champion.samples <= 1000, champion
+    assert champion.result is Result.PASS and champion.samples == 800, champion
 
 
 def test_relative_checks_against_the_stable_in_the_same_window(fleet):
@@ -151,6 +150,29 @@ def test_relative_checks_against_the_stable_in_the_same_window(fleet):
     no_stable = by_name(analyse(fleet.provider, request(name="quiet", stable="gone", candidate="q2", slo=slo)))
     assert no_stable["slo.latencyP99Ratio"].result is Result.INCONCLUSIVE
     assert no_stable["slo.errorRate"].result is Result.PASS
+
+
+def test_prediction_counts_are_the_periods_whole_counts(fleet):
+    """The comparison with the stable tests bin counts: each bin's rows since the stage
+    began, as the monitors counted them, not increase()'s extrapolation of each series."""
+    def raw(rev):
+        series = asyncio.run(fleet.provider.query_vector(
+            f'modelops_prediction_bin_total{{namespace="ml",modeldeployment="quiet",revision="{rev}"}}'))
+        out = {}
+        for labels, value in series:
+            out.setdefault(labels["feature"], {})[labels["bin"]] = value
+        return out
+
+    # Every pod is younger than the period: all it counted.
+    tracks = asyncio.run(fleet.provider.tracks(request(name="quiet", stable="q1", candidate="q2")))
+    for rev in ("q1", "q2"):
+        assert tracks[rev].predictions == raw(rev) and raw(rev)
+        assert all(sum(bins.values()) == 800 for bins in tracks[rev].predictions.values())
+    # A period that began after the last record: nothing.
+    later = AnalysisRequest(NS, "quiet", "Canary", "q1", "q2", 0, 1.0, {"provider": {"type": "Prometheus"}})
+    tracks = asyncio.run(fleet.provider.tracks(later))
+    assert tracks["q2"].predictions and all(
+        v == 0 for bins in tracks["q2"].predictions.values() for v in bins.values())
 
 
 def test_too_few_samples_is_inconclusive_with_the_count(fleet):

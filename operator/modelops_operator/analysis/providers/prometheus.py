@@ -10,7 +10,7 @@ Three kinds of measurement:
 - custom checks: PromQL templated with {{modeldeployment}}, {{namespace}}, {{track}},
   {{revision}}, ...;
 - A/B tests: conversions and exposures per variant since the experiment started,
-  `sum(increase(METRIC{namespace, modeldeployment, track}[age]))`.
+  whole counts of `METRIC{namespace, modeldeployment, track}` over its age (counted_since).
 
 An empty result, an error, NaN or a timeout is Inconclusive, never a pass."""
 
@@ -142,8 +142,8 @@ class PrometheusProvider:
         }
         # Prediction counts since the stage began, for the comparison with the stable.
         age = f"{max(1, math.ceil(request.window_seconds))}s"
-        queries["predictions"] = (f'sum by (revision, pod, feature, bin) '
-                                  f'(increase(modelops_prediction_bin_total{{{sel}}}[{age}]))')
+        queries["predictions"] = (f"sum by (revision, pod, feature, bin) "
+                                  f"({counted_since(f'modelops_prediction_bin_total{{{sel}}}', age)})")
         if request.analysis.get("quality"):
             # Online quality from delayed labels: value, standard error and rows per method
             # and pod, pooled by checks.merge_pods (quality_gate.merge).
@@ -198,11 +198,12 @@ class PrometheusProvider:
 
         async def total(metric: str, track: str) -> float | None:
             base = f'namespace="{_quote(request.namespace)}",modeldeployment="{_quote(request.name)}"'
-            value = await self.query(f'sum(increase({metric}{{{base},track="{track}"}}[{age}]))', address)
+            by_track = f'{metric}{{{base},track="{track}"}}'
+            value = await self.query(f"sum({counted_since(by_track, age)})", address)
             if value is None and revisions[track]:
                 # Series scraped without a track label still carry the pods' revision.
-                value = await self.query(
-                    f'sum(increase({metric}{{{base},revision="{_quote(revisions[track])}"}}[{age}]))', address)
+                by_revision = f'{metric}{{{base},revision="{_quote(revisions[track])}"}}'
+                value = await self.query(f"sum({counted_since(by_revision, age)})", address)
             return value
 
         values = await asyncio.gather(*(total(m, t) for m in (decision.exposure_metric, decision.conversion_metric)
@@ -235,6 +236,16 @@ GAUGES = {
     "error_rate": "modelops_error_rate",
     "latency_p99": "modelops_window_latency_p99_seconds",
 }
+
+
+def counted_since(counter: str, age: str) -> str:
+    """PromQL for what each series of `counter` (a selector) counted in the last `age`:
+    its value now less its value then, or, for a series younger than that (a new pod) or
+    reset since (a restarted process), all it counted. Whole counts, as the tests on them
+    (the champion comparison, the A/B z-test) need: increase() extrapolates every series
+    to the range's ends on its own, which pulls a young pod's series apart (one still at
+    zero at its first scrape is not extrapolated back, the others are)."""
+    return f"({counter} - {counter} offset {age}) >= 0 or {counter}"
 
 
 def _quote(value: str) -> str:
