@@ -166,6 +166,7 @@ class Controller:
         # (kind, ns, name) -> hash of what was last applied. A Deployment's DELETED event
         # drops its entry, so a Deployment someone deleted is re-created at once.
         self.applied: dict[tuple, str] = {}
+        self.in_effect: dict[Key, str] = {}  # the resourceVersion whose children a pass applied in full
         self.feedback_keys: set[tuple[str, str, str]] = set()  # (namespace, Secret, uid) created or found
         self.announced: dict[Key, int] = {}
         self.failures: dict[Key, int] = defaultdict(int)
@@ -194,6 +195,7 @@ class Controller:
             self.announced.pop(key, None)
             self.job_results.pop(key, None)
             self.rejected.pop(key, None)
+            self.in_effect.pop(key, None)
             self.hooks.ensure(key, [])
             self.queue.forget(key)
             return
@@ -489,7 +491,8 @@ class Controller:
                             hook_results={**self.hooks.results_for(key), **self.job_results.get(key, {})})
         now = self.clock()
         observed = dataclasses.replace(observed, autoscalers=frozenset(self.autoscalers.get(key, ())),
-                                       rejected=self._rejection_of(key, meta.get("generation")))
+                                       rejected=self._rejection_of(key, meta.get("generation")),
+                                       in_effect=self.in_effect.get(key) == meta.get("resourceVersion"))
         p = plan(meta, body.get("spec") or {}, body.get("status"), observed, now, config=self.config)
         if p.analysis is not None:
             verdict = await self._analyse(p.analysis)
@@ -512,7 +515,7 @@ class Controller:
                 self.bodies[key] = body
 
         # 2. The objects follow from the recorded status.
-        missing = []
+        missing, refused = [], []
 
         async def apply(obj):
             ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -529,6 +532,7 @@ class Controller:
                 # the next pass marks the spec InvalidSpec instead (planner.py).
                 if not self._refused(key, err, obj, meta.get("generation")):
                     raise
+                refused.append(ref)
                 return
             self.applied[ref] = digest
 
@@ -566,6 +570,8 @@ class Controller:
             self.applied.pop(("HorizontalPodAutoscaler", key[0], name), None)
         if missing:
             log.warning("%s/%s: %s", *key, "; ".join(missing))
+        if not refused:  # a kind the cluster lacks is logged above; waiting would not bring it
+            self.in_effect[key] = body["metadata"].get("resourceVersion")
         if p.resolver is not None or self.resolvers.get(key):
             await self._resolver_pods(key, p.resolver, meta.get("generation"))
         # The planner lists the HTTP hooks still to answer; what it recorded is forgotten.

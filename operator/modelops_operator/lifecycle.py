@@ -468,6 +468,19 @@ class Rollout:
             else:
                 self.wake_in(WAIT_FOR_PODS)
             return
+        # Where a route or a Service selector carries the weights, traffic moves before
+        # the rollout is called done: the switch is recorded and applied in one pass, and
+        # Succeeded follows in a later one, once it is in effect (through a gateway, once
+        # every parent serves it: route_held), so Succeeded never names a version the
+        # Services do not yet send every request to. (Replica ratios switch by retiring
+        # the stable's pods, which promote_done does.)
+        if self.router.name != "replicas" and self.traffic().weight < 100:
+            self.set_weights(target)
+            self.wake_in(0.0)
+            return
+        if not self.observed.in_effect:
+            self.wake_in(0.0)
+            return
         self.promote_done()
 
     def paused(self) -> None:

@@ -36,6 +36,9 @@ class Observed:
     resolvers: dict[str, ResolverResult] = field(default_factory=dict)  # finished resolver pods by name
     hook_results: dict[str, tuple[str, str]] = field(default_factory=dict)  # hook run id -> (phase, message)
     rejected: Rejection | None = field(default=None, kw_only=True)  # a child the API server refused
+    # Every child the status as recorded asks for has been applied (a pass since the status
+    # last changed applied them all): what status.weights says is what the Services do.
+    in_effect: bool = field(default=True, kw_only=True)
 
     def ready(self, revision: str | None) -> int:
         state = self.revisions.get(revision) if revision else None

@@ -55,6 +55,7 @@ class Sim:
         self.route: RouteState | None = None
         self._written_route: dict | None = None
         self.hook_results: dict[str, tuple[str, str]] = {}  # what the controller saw of each hook run
+        self.in_effect = True  # False: the controller's last apply of the recorded status did not finish
 
     def observed(self) -> Observed:
         parents = [p for p in ((self.spec.get("strategy") or {}).get("trafficRouting") or {})
@@ -64,7 +65,8 @@ class Sim:
             if self.gateway_exists else GatewayState(parent_key(p, "ml"), False, message="Gateway ml/x does not exist")
             for p in parents)
         return Observed({r: RevisionState(self.replicas[r], self.ready.get(r, 0)) for r in self.replicas},
-                        route=self.route, gateways=gateways, hook_results=dict(self.hook_results))
+                        route=self.route, gateways=gateways, hook_results=dict(self.hook_results),
+                        in_effect=self.in_effect)
 
     def take_up_route(self) -> None:
         route = self._written_route

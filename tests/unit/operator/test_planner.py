@@ -400,6 +400,41 @@ def test_bad_green_is_never_switched_to():
     assert sim.obj("Service", "fraud-preview") is None or deployment_of(sim, "2.0.0") is None
 
 
+def test_blue_green_is_succeeded_only_once_the_switch_is_in_effect():
+    sim = Sim(BLUE_GREEN, name="fraud")
+    sim.run(deployed)
+    blue = active_revision(sim)
+    v2(sim)
+    sim.run(lambda s: s.status.get("stage") == "Promoting" and active_revision(s) != blue)
+    green = active_revision(sim)
+    assert sim.phase() == "Progressing" and sim.status["candidate"]["revision"] == green
+    assert sim.status["weights"] == {"stable": 0, "candidate": 100, "mirror": 0}
+    # The switch did not get applied (the controller's apply failed): not called done.
+    sim.in_effect = False
+    for _ in range(5):
+        p = sim.reconcile()
+        assert sim.phase() == "Progressing" and p.requeue_after is not None and p.requeue_after <= 1
+    sim.in_effect = True
+    sim.reconcile()
+    assert sim.phase() == "Succeeded" and stable_version(sim) == "2.0.0" and active_revision(sim) == green
+    assert sim.reasons()[-2:] == ["Promoting", "Promoted"]
+
+
+def test_gateway_promotion_is_succeeded_only_once_the_gateway_serves_the_candidate():
+    spec = copy.deepcopy(CANARY)
+    spec["strategy"]["trafficRouting"] = GATEWAY
+    spec["strategy"]["canary"]["steps"] = [{"weight": 50}]
+    sim = Sim(spec)
+    sim.run(deployed)
+    v2(sim)
+    served = None
+    while not (sim.phase() == "Succeeded" and stable_version(sim) == "2.0.0"):
+        served = sim._written_route  # what the gateway takes up at the start of this pass
+        sim.reconcile()
+    weights = {b["name"]: b["weight"] for b in served["spec"]["rules"][0]["backendRefs"]}
+    assert {n for n, w in weights.items() if w} == {"churn-canary"}, weights
+
+
 def test_blue_green_can_wait_for_a_person():
     spec = copy.deepcopy(BLUE_GREEN)
     spec["strategy"]["blueGreen"] = {"autoPromote": False}
