@@ -22,7 +22,8 @@ each order beside the overall one.
 Each round runs both phases on a fresh cluster of its own; on two shared cores a single
 round's baseline alone varied from 30 to 62 s and one round's ratio from 1.3 to 3.1, so
 the ratio reported is the median of six rounds (three of each order), each round's
-figures beside it.
+figures beside it. Beside it too, each round's ratio normalised for the machine's speed
+in each phase (SpeedProbe), to show how much of the spread is the machine.
 
 python -m bench.operator.convergence [--count 1000] [--rounds 6] [--quick]"""
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import hashlib
 import json
 import os
 import statistics
@@ -217,18 +219,59 @@ def cpu_seconds(extra: dict[str, int]) -> dict[str, float]:
     return out
 
 
+class SpeedProbe:
+    """How fast the machine runs while a phase runs. Both phases keep both cores busy, so
+    a phase's time is its work times the CPU time each unit of work takes, and that drifts
+    from minute to minute on this machine (one baseline cost the API server 37 to 64 CPU
+    seconds). Every PERIOD seconds a thread of the benchmark runs a fixed kernel (a JSON
+    round trip and a SHA-256 of fixed data, the kind of work the API server does) and
+    records the CPU time it took (thread time: waiting for a core does not count)."""
+
+    PERIOD = 0.5
+    DOC = {"items": [{"name": f"md-{i}", "labels": {"app": "churn", "n": str(i)}, "weights": [i, 100 - i]}
+                     for i in range(400)]}
+    DATA = bytes(range(256)) * 2048
+
+    def __init__(self):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def kernel(cls) -> float:
+        start = time.thread_time()
+        json.loads(json.dumps(cls.DOC))
+        hashlib.sha256(cls.DATA).digest()
+        return time.thread_time() - start
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.PERIOD):
+            self.samples.append(self.kernel())
+
+    def finish(self) -> float:
+        """The median kernel's CPU milliseconds over the phase."""
+        self._stop.set()
+        self._thread.join(5)
+        return round(1000 * statistics.median(self.samples), 4) if self.samples else float("nan")
+
+
 class Accounting:
-    """What one phase cost: the API server's requests by verb and resource, and the CPU
-    the machine and each process spent (two cores: 2 CPU seconds per second at most)."""
+    """What one phase cost: the API server's requests by verb and resource, the CPU the
+    machine and each process spent (two cores: 2 CPU seconds per second at most), and the
+    machine's speed (SpeedProbe)."""
 
     def __init__(self, cluster, extra: dict[str, int] | None = None):
         self.cluster, self.extra = cluster, extra or {}
         self.requests, self.cpu = api_server_requests(cluster), cpu_seconds(self.extra)
+        self.speed = SpeedProbe()
 
     def finish(self) -> dict:
+        kernel_ms = self.speed.finish()
         requests, cpu = api_server_requests(self.cluster), cpu_seconds(self.extra)
         delta = requests - self.requests
         return {"cpu_seconds": {name: round(cpu[name] - self.cpu.get(name, 0.0), 1) for name in cpu},
+                "kernel_ms": kernel_ms,
                 "requests": {f"{verb} {res}": int(n) for (verb, res), n in delta.most_common() if n >= 1
                              and verb not in ("WATCH",)}}
 
@@ -374,11 +417,23 @@ def report(r: dict) -> str:
                         zip(r["ratios"], r["baseline_seconds_all"], r["operator_seconds_all"], r["orders"],
                             strict=True))
             + " | |\n"
+            f"| ratio normalised for the machine's speed (median of {r['rounds']} rounds; see below) | "
+            f"{r['normalised_ratio']:.2f} | |\n"
+            "| each round's normalised ratio (the machine's slowdown in the operator's phase) | "
+            + ", ".join(f"{x:.2f} ({s:.2f})" for x, s in zip(r["normalised_ratios"], r["slowdowns"], strict=True))
+            + " | |\n"
             f"| operator peak RSS | {r['operator_peak_rss_mib']:.0f} MiB | <= 300 MiB |\n\n"
+            "Normalised: each round's ratio divided by how much slower a fixed kernel ran (median CPU time of a "
+            "JSON round trip and a SHA-256, timed every 0.5 s by a thread of the benchmark) during the operator's "
+            "phase than during the baseline's. Both phases keep both cores busy, so a phase's time is its work "
+            "times the CPU time a unit of work takes, and the latter drifts on this machine from minute to minute. "
+            "The target applies to the raw ratio; the normalised one shows how much of a round's spread is the "
+            "machine.\n\n"
             f"What each phase of the median round ({r['order']}) cost until convergence (CPU of 2 cores; "
             "requests the API server counted):\n\n"
             "| | plain client | operator |\n|---|---|---|\n"
             f"{cpu}"
+            f"| the fixed kernel's CPU ms (median; the machine's speed) | {base['kernel_ms']} | {op['kernel_ms']} |\n"
             f"| requests per ModelDeployment (all but watches) | {per_md(base):.1f} | {per_md(op):.1f} |\n"
             + "\n".join(lines) + "\n")
 
@@ -415,8 +470,11 @@ def one_round(count: int, log_path: Path, ha: bool = True, operator_first: bool 
     finally:
         kube.stop_session_cluster(cluster)
     (base, base_cost), (operator_s, rss, operator_cost) = out["baseline"], out["operator"]
+    # How much slower the machine ran the operator's phase than the baseline's.
+    slowdown = operator_cost["kernel_ms"] / base_cost["kernel_ms"]
     return {"order": " then ".join(order), "baseline_seconds": round(base, 2), "operator_seconds": round(operator_s, 2),
-            "ratio": round(operator_s / base, 3), "operator_peak_rss_mib": round(rss, 1),
+            "ratio": round(operator_s / base, 3), "slowdown": round(slowdown, 3),
+            "normalised_ratio": round(operator_s / base / slowdown, 3), "operator_peak_rss_mib": round(rss, 1),
             "baseline_cost": base_cost, "operator_cost": operator_cost}
 
 
@@ -446,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"count": count, "rounds": len(runs), "ha": args.ha, **median_round,
               "ratio": round(statistics.median(r["ratio"] for r in runs), 3),
               "ratio_by_order": {k: round(v, 3) for k, v in by_order.items()}, "ratio_target": 2.0,
+              "normalised_ratio": round(statistics.median(r["normalised_ratio"] for r in runs), 3),
+              "normalised_ratios": [r["normalised_ratio"] for r in runs], "slowdowns": [r["slowdown"] for r in runs],
               "orders": [r["order"] for r in runs],
               "ratios": [r["ratio"] for r in runs], "baseline_seconds_all": [r["baseline_seconds"] for r in runs],
               "operator_seconds_all": [r["operator_seconds"] for r in runs],
