@@ -4,6 +4,7 @@ builds from its Go module the first time."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import time
@@ -21,8 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@functools.cache
 def prometheus_binary() -> str:
-    """The binary's path; built (minutes, once per machine) when missing."""
+    """The binary's path; built (minutes, once per machine) when missing. Asked once per
+    session: a fault test restarts Prometheus within seconds."""
     return subprocess.run(["bash", str(BUILD)], check=True, capture_output=True, text=True,
                           timeout=3600).stdout.strip()
 

@@ -428,9 +428,13 @@ def test_gateway_promotion_is_succeeded_only_once_the_gateway_serves_the_candida
     sim.run(deployed)
     v2(sim)
     served = None
-    while not (sim.phase() == "Succeeded" and stable_version(sim) == "2.0.0"):
+    for _ in range(400):
+        if sim.phase() == "Succeeded" and stable_version(sim) == "2.0.0":
+            break
         served = sim._written_route  # what the gateway takes up at the start of this pass
         sim.reconcile()
+    else:
+        raise AssertionError(f"not promoted after 400 passes: {sim.status}")
     weights = {b["name"]: b["weight"] for b in served["spec"]["rules"][0]["backendRefs"]}
     assert {n for n, w in weights.items() if w} == {"churn-canary"}, weights
 
