@@ -16,6 +16,7 @@ do the same with it (tested on Envoy Gateway and Traefik):
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -92,18 +93,21 @@ class GatewayAPIRouter:
     def route(self, meta: dict, spec: Spec, traffic: Traffic) -> dict:
         weight = traffic.weight
         stable_role = "stable" if traffic.stable else "canary"
-        if not traffic.candidate:
-            rules = [{"backendRefs": [_backend(meta, stable_role, 100)]}]
-        elif traffic.experiment:
+        if traffic.candidate and traffic.experiment:
             rules = self._experiment_rules(meta, spec, traffic)
         else:
-            rule = {"backendRefs": _split(meta, 100 - weight, weight)}
-            if traffic.mirror:
+            if not traffic.candidate:
+                rule = {"backendRefs": [_backend(meta, stable_role, 100)]}
+            else:
+                rule = {"backendRefs": _split(meta, 100 - weight, weight)}
+            if traffic.candidate and traffic.mirror:
                 mirror = {"backendRef": _backend(meta, "canary")}
                 if traffic.mirror < 100:
                     mirror["percent"] = traffic.mirror
                 rule["filters"] = [{"type": "RequestMirror", "requestMirror": mirror}]
             rules = [rule]
+            if spec.strategy == "ABTest":
+                rules += self._held_rules(meta, spec, traffic, rule["backendRefs"])
         parents = [json.loads(p) for p in spec.routing.parent_refs]
         route_spec = {"parentRefs": parents, "rules": rules}
         if spec.routing.hostnames:
@@ -118,28 +122,53 @@ class GatewayAPIRouter:
         }
 
     def _experiment_rules(self, meta: dict, spec: Spec, traffic: Traffic) -> list[dict]:
-        """Returning sessions first, by the revision their cookie names (a cookie from an
-        earlier experiment names neither, and the session is assigned afresh); then new
-        sessions, by header match or weighted split, each assigned by the backend."""
-        ab = spec.ab_test
+        """New sessions, by weighted split or header match, each assigned a variant by the
+        backend that answers; then returning sessions, by the revision their cookie names
+        (a cookie from an earlier experiment names neither, and the session is assigned
+        afresh).
+
+        The order does not decide which rule a request takes: Gateway API gives
+        precedence to the rule with more header matches, then to the earlier one. So a
+        request that matches spec.strategy.abTest.match goes to the candidate whatever
+        its cookie, and the rule for all other requests can be the first."""
         cookie = cookie_name(spec)
-
-        def returning(revision: str, role: str) -> dict:
-            match = {"headers": [{"type": "RegularExpression", "name": "Cookie",
-                                  "value": cookie_regex(cookie, revision)}]}
-            return {"matches": [match], "backendRefs": [_backend(meta, role, 1)]}
-
-        rules = [returning(traffic.candidate, "canary"), returning(traffic.stable, "stable")]
-        if "match" in ab:
-            headers = []
-            for h in ab["match"]["headers"]:
-                kind = h.get("type", "Exact")
-                value = search_regex(h["value"]) if kind == "RegularExpression" else h["value"]
-                headers.append({"type": kind, "name": h["name"], "value": value})
-            rules.append({"matches": [{"headers": headers}], "filters": _assign_variant(cookie),
-                          "backendRefs": [_backend(meta, "canary", 1)]})
-            rules.append({"filters": _assign_variant(cookie), "backendRefs": [_backend(meta, "stable", 1)]})
+        if match := _ab_match(spec):
+            rules = [{"filters": _assign_variant(cookie), "backendRefs": [_backend(meta, "stable", 1)]},
+                     {"matches": [match], "filters": _assign_variant(cookie),
+                      "backendRefs": [_backend(meta, "canary", 1)]}]
         else:
-            share = int(ab["split"]["candidateWeight"])
-            rules.append({"filters": _assign_variant(cookie), "backendRefs": _split(meta, 100 - share, share)})
-        return rules
+            share = int(spec.ab_test["split"]["candidateWeight"])
+            rules = [{"filters": _assign_variant(cookie), "backendRefs": _split(meta, 100 - share, share)}]
+        return [*rules, _returning(cookie, traffic.candidate, [_backend(meta, "canary", 1)]),
+                _returning(cookie, traffic.stable, [_backend(meta, "stable", 1)])]
+
+    def _held_rules(self, meta: dict, spec: Spec, traffic: Traffic, backends: list[dict]) -> list[dict]:
+        """An A/B test's route has the experiment's rules at every stage, at the same index,
+        going where all requests go outside the experiment. Envoy Gateway names a rule's
+        cluster by the rule's index, and Envoy answers 503 for a rule whose cluster it does
+        not have yet, or no longer has: added or removed rules would fail requests for a
+        moment at the start and end of each experiment, changed rules do not."""
+        cookie = cookie_name(spec)
+        candidate = traffic.candidate or traffic.stable or ""
+        stable = traffic.stable or candidate
+        rules = [{"matches": [match], "backendRefs": copy.deepcopy(backends)}] if (match := _ab_match(spec)) else []
+        return [*rules, _returning(cookie, candidate, copy.deepcopy(backends)),
+                _returning(cookie, stable, copy.deepcopy(backends))]
+
+
+def _returning(cookie: str, revision: str, backends: list[dict]) -> dict:
+    """The rule for sessions whose cookie names `revision`."""
+    match = {"headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_regex(cookie, revision)}]}
+    return {"matches": [match], "backendRefs": backends}
+
+
+def _ab_match(spec: Spec) -> dict | None:
+    """The HTTPRouteMatch of an A/B test by header match; None for other strategies."""
+    if spec.strategy != "ABTest" or "match" not in spec.ab_test:
+        return None
+    headers = []
+    for h in spec.ab_test["match"]["headers"]:
+        kind = h.get("type", "Exact")
+        value = search_regex(h["value"]) if kind == "RegularExpression" else h["value"]
+        headers.append({"type": kind, "name": h["name"], "value": value})
+    return {"headers": headers}

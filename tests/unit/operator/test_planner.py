@@ -515,19 +515,19 @@ def test_ab_routes_sticky_sessions():
     v2(sim)
     sim.run(lambda s: s.status.get("stage") == "Experimenting", judge=always("Inconclusive"))
     rules = sim.obj("HTTPRoute", "offers")["spec"]["rules"]
-    assert rules[0]["matches"][0]["headers"][0]["name"] == "Cookie"
-    assert rules[0]["backendRefs"][0]["name"] == "offers-canary"
-    assert rules[1]["backendRefs"][0]["name"] == "offers-stable"
-    split = rules[2]["backendRefs"]
+    assert rules[1]["matches"][0]["headers"][0]["name"] == "Cookie"
+    assert rules[1]["backendRefs"][0]["name"] == "offers-canary"
+    assert rules[2]["backendRefs"][0]["name"] == "offers-stable"
+    split = rules[0]["backendRefs"]
     assert [(b["name"], b["weight"]) for b in split] == [("offers-stable", 70), ("offers-canary", 30)]
     # No filter on a single backendRef (Traefik ignores those): the rule asks whichever
     # backend answers to set the cookie naming its own revision.
     assert all("filters" not in b for b in split)
-    assert rules[2]["filters"] == [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+    assert rules[0]["filters"] == [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
         "set": [{"name": "X-Modelops-Sticky-Cookie", "value": "modelops-variant"}]}}]
     cand, stable = sim.status["candidate"]["revision"], sim.status["stable"]["revision"]
-    assert f"modelops-variant={cand}" in rules[0]["matches"][0]["headers"][0]["value"]
-    assert f"modelops-variant={stable}" in rules[1]["matches"][0]["headers"][0]["value"]
+    assert f"modelops-variant={cand}" in rules[1]["matches"][0]["headers"][0]["value"]
+    assert f"modelops-variant={stable}" in rules[2]["matches"][0]["headers"][0]["value"]
     assert sim.status["weights"]["candidate"] == 30
 
 
