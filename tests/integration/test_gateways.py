@@ -4,9 +4,9 @@ the operator's route through whole rollouts without failing a request."""
 
 import http.client
 import math
-from collections import Counter
 import threading
 import time
+from collections import Counter
 
 import pytest
 

@@ -85,6 +85,34 @@ def test_ab_header_match_assigns_both_variants():
         assert rule["filters"][0]["requestHeaderModifier"]["set"][0]["value"] == "exp"
 
 
+def test_mirror_percent_only_below_100():
+    # percent is HTTPRouteRequestPercentageMirror: asked for only when the spec needs it.
+    router = GatewayAPIRouter()
+    full = router.route(META, spec({"type": "Shadow", "shadow": {"mirrorPercent": 100}}),
+                        Traffic("a", "b", mirror=100))["spec"]["rules"][0]["filters"][0]["requestMirror"]
+    part = router.route(META, spec({"type": "Shadow", "shadow": {"mirrorPercent": 30}}),
+                        Traffic("a", "b", mirror=30))["spec"]["rules"][0]["filters"][0]["requestMirror"]
+    assert "percent" not in full and part["percent"] == 30
+
+
+@pytest.mark.parametrize("weight,refs", [(0, [("offers-stable", 100)]), (1, [("offers-stable", 99), ("offers-canary", 1)]),
+                                         (100, [("offers-canary", 100)])])
+def test_zero_weight_backends_are_left_out(weight, refs):
+    s = spec({"type": "Canary", "canary": {"steps": [{"weight": 1}]}})
+    rule = GatewayAPIRouter().route(META, s, Traffic("a", "b", weight=weight))["spec"]["rules"][0]
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == refs
+
+
+def test_route_carries_the_digest_of_its_spec():
+    s = spec({"type": "Canary", "canary": {"steps": [{"weight": 10}]}})
+    router = GatewayAPIRouter()
+    a = router.route(META, s, Traffic("a", "b", weight=10))
+    b = router.route(META, s, Traffic("a", "b", weight=20))
+    key = "modelops.io/route-digest"
+    assert a["metadata"]["annotations"][key] != b["metadata"]["annotations"][key]
+    assert a["metadata"]["annotations"][key] == router.route(META, s, Traffic("a", "b", weight=10))["metadata"][
+        "annotations"][key]
+
 AB_SPLIT = {"type": "ABTest", "abTest": {"split": {"candidateWeight": 30},
                                          "decision": {"baselineRate": 0.1, "minimumDetectableEffect": 0.05}}}
 AB_MATCH = {"type": "ABTest", "abTest": {"match": {"headers": [{"name": "x-beta", "value": "yes"}]},
