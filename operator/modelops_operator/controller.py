@@ -519,11 +519,12 @@ class Controller:
 
         async def apply(obj):
             ref = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-            digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+            encoded = json.dumps(obj, sort_keys=True)  # the digest's input is also the request's body
+            digest = hashlib.sha256(encoded.encode()).hexdigest()
             if self.applied.get(ref) == digest:
                 return
             try:
-                await self.api.apply(obj)
+                await self.api.apply(obj, encoded)
             except MissingApi as err:
                 missing.append(str(err))
                 return

@@ -34,7 +34,7 @@ class RefusingApi:
         self.applied: list[str] = []
         self.statuses: list[dict] = []
 
-    async def apply(self, obj):
+    async def apply(self, obj, encoded=None):
         self.applied.append(obj["kind"])
         if obj["kind"] == "Deployment":
             raise refused("spec.template.spec.containers[0].image",
