@@ -8,7 +8,6 @@ children, so a restarted operator carries on from where the old one stopped."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import hashlib
 import json
@@ -509,9 +508,10 @@ class Controller:
                 if p.transition is not None:
                     log.info("%s/%s: %s (transition %d)", *key, p.status["transition"]["reason"],
                              p.status["transition"]["seq"])
-                body = copy.deepcopy(body)
-                body["status"] = p.status
-                body["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
+                # A new dict around the cached spec (which nothing edits): a deep copy
+                # of every body was a twentieth of the operator's CPU at a thousand objects.
+                body = {**body, "status": p.status,
+                        "metadata": {**body["metadata"], "resourceVersion": written["metadata"]["resourceVersion"]}}
                 self.bodies[key] = body
 
         # 2. The objects follow from the recorded status.
