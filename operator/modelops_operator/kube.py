@@ -88,7 +88,7 @@ class KubeApi:
         """A request whose answer is parsed as plain JSON: the client's model classes
         cost more CPU than the request itself at a thousand objects. With parse=False the
         answer is read and dropped: decoding the applied Deployments that the API server
-        sends back was a fifth of the operator's CPU, and nothing reads them."""
+        sends back was about a sixth of the operator's CPU, and nothing reads them."""
         if "json" not in content_type and not isinstance(body, str):
             body = json.dumps(body)  # JSON is YAML; the client only encodes JSON bodies itself
         method, url, headers, body, post = self.api_client.param_serialize(
