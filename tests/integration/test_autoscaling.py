@@ -5,10 +5,13 @@ Nothing here decides for the HPA: the test only changes the simulated load.
 
 The scenario: a replica-ratio canary paused at a manual 25% step; the load rises, the
 stable's HPA scales it up, and the candidate's replicas follow so its share of pods
-holds (recorded over time into bench/results/); then promotion starts the candidate at
-the stable's current size; and a blue-green preview's own HPA goes with its rollback."""
+holds (recorded over time; with MODELOPS_AUTOSCALING_RESULTS=DIR written to
+DIR/autoscaling-canary-share.{json,md}, and bench/results/ holds the published run); then
+promotion starts the candidate at the stable's current size; and a blue-green preview's
+own HPA goes with its rollback."""
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,8 +24,6 @@ from .operator_harness import OperatorProcess, get_md, install_chart, wait_phase
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench/results"
 RELEASE = "modelops-as"
 TARGET = 50  # percent of the model container's 100m CPU request
 PASS = [{"name": "healthy", "query": "vector(1)", "min": 1}]
@@ -199,13 +200,19 @@ def test_a_blue_green_rollback_deletes_the_previews_hpa(cluster, namespace, oper
 
 
 def record(samples, **extra) -> None:
-    """bench/results/autoscaling-canary-share.{json,md}: the candidate's share over time."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """The candidate's share over time, into MODELOPS_AUTOSCALING_RESULTS if set: a test
+    run leaves the published figures in the tree alone."""
+    out = os.environ.get("MODELOPS_AUTOSCALING_RESULTS")
+    if not out:
+        return
+    results = Path(out)
+    results.mkdir(parents=True, exist_ok=True)
     doc = {"scenario": "replica-ratio canary paused at 25%; simulated load 120m -> 600m over pods with 100m "
                        f"CPU requests, HPA target {TARGET}% (real HPA controller, metrics-server, kwok usage)",
            "samples": samples, **extra}
-    (RESULTS / "autoscaling-canary-share.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (results / "autoscaling-canary-share.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = ["# Replica-ratio canary under a scaling HPA", "", doc["scenario"], "",
+             "Produced by `tests/integration/test_autoscaling.py` with MODELOPS_AUTOSCALING_RESULTS=bench/results.", "",
              "| t (s) | load (m) | per pod (m) | stable replicas (ready) | candidate replicas (ready) "
              "| candidate share of pods | status weight |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -215,4 +222,4 @@ def record(samples, **extra) -> None:
                      f"| {x['statusWeight']}% |")
     if extra:
         lines += ["", ", ".join(f"{k}: {v}" for k, v in extra.items())]
-    (RESULTS / "autoscaling-canary-share.md").write_text("\n".join(lines) + "\n")
+    (results / "autoscaling-canary-share.md").write_text("\n".join(lines) + "\n")
