@@ -129,6 +129,8 @@ def shadow(models, stack, impl, model: str, mirror: int, duration: str, analysis
     strategy = {"type": "Shadow", "shadow": {"mirrorPercent": mirror, "duration": duration}}
     deploy_stable(stack, models, replicas=1, routing=routing, strategy=strategy)
     traffic = stack.traffic(rate=20, rows=2)
+    # Clients' answers before the rollout, as a baseline: the shadow can start within seconds.
+    wait_for(lambda: len(traffic.requests) >= 60, 30, interval=0.1, message="traffic before the rollout")
     watch = stack.watch()
     stack.apply(churn(models, "2.0.0", model, replicas=1, routing=routing, strategy=strategy, **(analysis or {})))
     return traffic, watch
