@@ -140,21 +140,21 @@ class KubeApi:
             raise
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
-        path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+        await self._unless_gone("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+                                {"spec": {"replicas": replicas}}, "application/merge-patch+json",
+                                (("fieldManager", MANAGER),))
+
+    async def _unless_gone(self, method: str, path: str, body=None, content_type: str = "application/json",
+                           query: tuple = ()) -> None:
+        """A write to a child that may be gone meanwhile: 404 is fine, nothing is left to do."""
         try:
-            await self._run(self._raw, "PATCH", path, {"spec": {"replicas": replicas}}, "application/merge-patch+json",
-                            (("fieldManager", MANAGER),), parse=False)
+            await self._run(self._raw, method, path, body, content_type, query, parse=False)
         except ApiException as err:
             if err.status != 404:
                 raise
 
     async def _delete(self, path: str, query: tuple = ()) -> None:
-        """Deletes, and a child already gone is fine."""
-        try:
-            await self._run(self._raw, "DELETE", path, None, "application/json", query, parse=False)
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        await self._unless_gone("DELETE", path, query=query)
 
     async def delete_deployment(self, namespace: str, name: str) -> None:
         await self._delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
