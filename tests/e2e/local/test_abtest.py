@@ -127,7 +127,7 @@ def test_ab_test_by_header_match(stack, models, envoy_gateway):
     # Judged over the experiment: a session first seen as the decision lands is assigned
     # by whatever the route is then (at promotion the candidate becomes the stable).
     with shop._lock:
-        wrong = [(i, s.variant, round(end - s.assigned_at, 2)) for i, s in enumerate(shop.sessions)
-                 if s.variant and s.assigned_at < end - 1.0 and (s.variant == "candidate") != (i % 3 == 0)]
-        judged = sum(1 for s in shop.sessions if s.variant and s.assigned_at < end - 1.0)
-    assert judged > 1.8 * PER_VARIANT and not wrong, (judged, wrong[:5])
+        judged = [(i, s) for i, s in enumerate(shop.sessions) if s.variant and s.assigned_at < end - 1.0]
+        wrong = [(i, s.variant, round(end - s.assigned_at, 2)) for i, s in judged
+                 if (s.variant == "candidate") != (i % 3 == 0)]
+    assert len(judged) > 1.8 * PER_VARIANT and not wrong, (len(judged), wrong[:5])
